@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+usec_t now_usec(void)
+{
+        struct timespec ts;
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / NSEC_PER_USEC;
+}
+
+usec_t now_realtime_usec(void)
+{
+        struct timespec ts;
+        (void)clock_gettime(CLOCK_REALTIME, &ts);
+        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / NSEC_PER_USEC;
+}
+
+int read_file_at(int dir_fd, const char *path, size_t max, char **ret, size_t *ret_len)
+{
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        size_t n = 0, cap = 4096;
+
+        fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        buf = malloc(cap + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t k;
+                if (n == cap) {
+                        char *nb;
+                        if (cap >= max)
+                                return -EFBIG;
+                        cap = MIN(cap * 2, max);
+                        nb = realloc(buf, cap + 1);
+                        if (!nb)
+                                return -ENOMEM;
+                        buf = nb;
+                }
+                k = read(fd, buf + n, cap - n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (k == 0)
+                        break;
+                n += (size_t)k;
+        }
+        buf[n] = '\0';
+        *ret = TAKE_PTR(buf);
+        if (ret_len)
+                *ret_len = n;
+        return 0;
+}
+
+int loop_write(int fd, const void *buf, size_t len)
+{
+        const char *p = buf;
+        while (len > 0) {
+                ssize_t k = write(fd, p, len);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                p += k;
+                len -= (size_t)k;
+        }
+        return 0;
+}
+
+int write_string_file(const char *path, const char *s)
+{
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        ssize_t k;
+
+        if (fd < 0)
+                return negative_errno();
+        k = write(fd, s, strlen(s));
+        if (k < 0)
+                return negative_errno();
+        if ((size_t)k != strlen(s))
+                return -EIO;
+        return 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+        char tmp[PATH_MAX];
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+                return -ENAMETOOLONG;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0)
+                return negative_errno();
+        r = loop_write(fd, data, len);
+        if (r >= 0 && fchmod(fd, mode) < 0)
+                r = negative_errno();
+        if (r >= 0 && fsync(fd) < 0)
+                r = negative_errno();
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = negative_errno();
+        if (r < 0)
+                (void)unlink(tmp);
+        return r;
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+        char buf[PATH_MAX];
+        size_t l = strlen(path);
+
+        if (l == 0 || l >= sizeof(buf))
+                return -EINVAL;
+        memcpy(buf, path, l + 1);
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                        return negative_errno();
+                *p = '/';
+        }
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return negative_errno();
+        return 0;
+}
+
+int rm_rf_at(int dir_fd, const char *name)
+{
+        struct stat st, parent;
+        _cleanup_close_ int fd = -EBADF;
+        DIR *d;
+        struct dirent *de;
+        int r = 0;
+
+        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        if (!S_ISDIR(st.st_mode))
+                return RET_NERRNO(unlinkat(dir_fd, name, 0));
+        if (fstat(dir_fd, &parent) >= 0 && parent.st_dev != st.st_dev)
+                return -EXDEV; /* a mount point: never descend */
+        fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        d = fdopendir(fd);
+        if (!d)
+                return negative_errno();
+        fd = -EBADF; /* owned by d now */
+        while ((de = readdir(d))) {
+                int k;
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                k = rm_rf_at(dirfd(d), de->d_name);
+                if (k < 0 && r == 0)
+                        r = k;
+        }
+        (void)closedir(d);
+        if (unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 && r == 0)
+                r = negative_errno();
+        return r;
+}
+
+int random_bytes(void *buf, size_t len)
+{
+        char *p = buf;
+        while (len > 0) {
+                ssize_t k = getrandom(p, len, 0);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                p += k;
+                len -= (size_t)k;
+        }
+        return 0;
+}
+
+void hex_encode(const void *data, size_t len, char *out)
+{
+        static const char digits[] = "0123456789abcdef";
+        const unsigned char *p = data;
+        for (size_t i = 0; i < len; i++) {
+                out[2 * i] = digits[p[i] >> 4];
+                out[2 * i + 1] = digits[p[i] & 15];
+        }
+        out[2 * len] = '\0';
+}
+
+static const char b64_alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *base64_encode(const void *data, size_t len)
+{
+        const unsigned char *p = data;
+        size_t olen = 4 * ((len + 2) / 3);
+        char *out = malloc(olen + 1), *o = out;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len; i += 3) {
+                uint32_t v = (uint32_t)p[i] << 16;
+                if (i + 1 < len)
+                        v |= (uint32_t)p[i + 1] << 8;
+                if (i + 2 < len)
+                        v |= p[i + 2];
+                *o++ = b64_alphabet[(v >> 18) & 63];
+                *o++ = b64_alphabet[(v >> 12) & 63];
+                *o++ = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
+                *o++ = i + 2 < len ? b64_alphabet[v & 63] : '=';
+        }
+        *o = '\0';
+        return out;
+}
+
+static int b64_value(char c)
+{
+        if (c >= 'A' && c <= 'Z')
+                return c - 'A';
+        if (c >= 'a' && c <= 'z')
+                return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+                return c - '0' + 52;
+        if (c == '+')
+                return 62;
+        if (c == '/')
+                return 63;
+        return -1;
+}
+
+int base64_decode(const char *s, size_t len, void **ret, size_t *ret_len)
+{
+        _cleanup_free_ unsigned char *out = malloc(len / 4 * 3 + 3);
+        uint32_t acc = 0;
+        size_t n = 0, nchars = 0, pad = 0;
+
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < len; i++) {
+                char c = s[i];
+                int v;
+                if (c == '\r' || c == '\n')
+                        continue;
+                if (c == '=') {
+                        pad++;
+                        nchars++;
+                        continue;
+                }
+                if (pad > 0) /* data after padding */
+                        return -EINVAL;
+                v = b64_value(c);
+                if (v < 0)
+                        return -EINVAL;
+                acc = (acc << 6) | (uint32_t)v;
+                nchars++;
+                if (nchars % 4 == 0) {
+                        out[n++] = (unsigned char)(acc >> 16);
+                        out[n++] = (unsigned char)(acc >> 8);
+                        out[n++] = (unsigned char)acc;
+                        acc = 0;
+                }
+        }
+        if (nchars % 4 != 0 || pad > 2)
+                return -EINVAL;
+        if (pad > 0) {
+                /* The final quantum: acc holds 4 - pad sextets. */
+                if (pad == 1) {
+                        out[n++] = (unsigned char)(acc >> 10);
+                        out[n++] = (unsigned char)(acc >> 2);
+                } else {
+                        out[n++] = (unsigned char)(acc >> 4);
+                }
+        }
+        *ret = TAKE_PTR(out);
+        *ret_len = n;
+        return 0;
+}
+
+bool name_is_valid(const char *s)
+{
+        size_t l = 0;
+        for (; s[l]; l++) {
+                char c = s[l];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '_' || c == '-'))
+                        return false;
+        }
+        return l >= 1 && l <= 64;
+}
+
+int parse_uint64(const char *s, uint64_t *ret)
+{
+        uint64_t v = 0;
+        if (!s || !*s)
+                return -EINVAL;
+        for (; *s; s++) {
+                if (*s < '0' || *s > '9')
+                        return -EINVAL;
+                if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t)(*s - '0');
+        }
+        *ret = v;
+        return 0;
+}
