@@ -1,2 +1,101 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "loop.h"
+#include "macro.h"
+#include "registry.h"
+#include "sandbox.h"
+
+/* Invocations: a sandbox per call, its agent channel, deadlines, and how each call ended.
+ * Runs on the daemon's loop; nothing here blocks on a function. */
+
+#define INVOKE_PAYLOAD_MAX (6u * 1024u * 1024u) /* request and response bodies */
+#define INVOKE_LOG_MAX (64u * 1024u)            /* output kept per invocation */
+#define INVOKE_INIT_TIMEOUT_USEC (10u * USEC_PER_SEC)
+
+typedef enum InvokeStart {
+        INVOKE_START_COLD,
+        INVOKE_START_PREWARMED,
+        INVOKE_START_WARM,
+        _INVOKE_START_MAX,
+        _INVOKE_START_INVALID = -EINVAL,
+} InvokeStart;
+const char *invoke_start_to_string(InvokeStart s);
+
+typedef enum InvokeOutcome {
+        INVOKE_OK,
+        INVOKE_FUNCTION_ERROR, /* the handler reported an error: 502 FunctionError */
+        INVOKE_INIT_ERROR,     /* loading the function failed: 502 InitError */
+        INVOKE_CRASHED,        /* the sandbox died: 502 Crashed */
+        INVOKE_OUT_OF_MEMORY,  /* the memory limit killed it: 502 OutOfMemory */
+        INVOKE_TIMEOUT,        /* past timeout_ms: 504 Timeout */
+        INVOKE_PLATFORM_ERROR, /* no sandbox could be made: 503 */
+        _INVOKE_OUTCOME_MAX,
+        _INVOKE_OUTCOME_INVALID = -EINVAL,
+} InvokeOutcome;
+const char *invoke_outcome_to_string(InvokeOutcome o);
+
+#define INVOKE_PHASES_MAX 8
+
+typedef struct InvokePhase {
+        const char *name; /* static string: "sandbox", "agent", "load", "run" */
+        usec_t usec;
+} InvokePhase;
+
+typedef struct InvokeResult {
+        char id[37]; /* UUID */
+        char function[65];
+        InvokeOutcome outcome;
+        InvokeStart start;
+        void *body; /* OK: the response; may be stolen by the callback (set to NULL) */
+        size_t body_len;
+        char error_type[64];
+        char error_message[1024];
+        InvokePhase phases[INVOKE_PHASES_MAX];
+        size_t n_phases;
+        usec_t total_usec;
+        usec_t run_usec;
+        uint64_t billed_ms;
+        uint64_t memory_peak_bytes;
+        char *log; /* captured stdout+stderr (NUL-terminated), may be NULL */
+        size_t log_len;
+        bool log_truncated;
+} InvokeResult;
+
+typedef struct Invoker Invoker;
+typedef struct Invocation Invocation;
+
+/* Called once per submitted invocation, on the loop. res is valid only during the call. */
+typedef void (*invoke_done_cb)(const InvokeResult *res, void *userdata);
+
+typedef struct InvokerConfig {
+        uint64_t pids_max;   /* per sandbox */
+        uint64_t tmp_bytes;  /* /tmp size per sandbox */
+        uint64_t nofile;     /* RLIMIT_NOFILE per sandbox */
+        size_t records_max;  /* finished invocations kept for GET /v1/invocations/{id} */
+} InvokerConfig;
+
+int invoker_new(Loop *loop, SandboxHost *host, const InvokerConfig *cfg, Invoker **ret);
+/* Kills every running sandbox (their callbacks are not called) and frees. */
+Invoker *invoker_free(Invoker *inv);
+DEFINE_CLEANUP_FUNC(Invoker *, invoker_free);
+
+/* Starts fn (owned by the invoker from here, even on failure) with the event payload
+ * (copied). cb runs later on the loop, or before this returns
+ * when no sandbox could be made (outcome INVOKE_PLATFORM_ERROR). On success *ret (may be NULL)
+ * identifies the invocation until cb runs. */
+int invoker_submit(Invoker *inv, Function *fn, const void *payload, size_t len,
+                   invoke_done_cb cb, void *userdata, Invocation **ret);
+/* Drops the callback of an invocation that is still running (its client went away); the
+ * invocation runs to its end, its sandbox is destroyed as usual. */
+void invocation_detach(Invocation *i);
+
+/* A finished invocation's record, or NULL if unknown or already dropped (oldest first). */
+const InvokeResult *invoker_find_record(Invoker *inv, const char *id);
+/* Number of sandboxes alive (running or being torn down). */
+size_t invoker_sandboxes_alive(const Invoker *inv);

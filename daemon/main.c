@@ -1,1 +1,269 @@
-int main(void) { return 0; }
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "api.h"
+#include "config.h"
+#include "invoke.h"
+#include "log.h"
+#include "loop.h"
+#include "registry.h"
+#include "sandbox.h"
+#include "util.h"
+
+static const char *arg_listen = "127.0.0.1:8080";
+static const char *arg_state_dir = "/var/lib/fnbox";
+static const char *arg_agent = NULL;
+static uint64_t arg_pids_max = 64;
+static uint64_t arg_tmp_mb = 64;
+static const char *arg_cgroup_parent = "fnbox";
+
+static void help(void)
+{
+        printf("Usage: fnboxd [OPTIONS]\n\n"
+               "Runs the fnbox function platform daemon.\n\n"
+               "  --listen HOST:PORT   HTTP address (default 127.0.0.1:8080; [::1]:PORT for IPv6)\n"
+               "  --state-dir DIR      functions, code and the admin token (default "
+               "/var/lib/fnbox)\n"
+               "  --agent PATH         the fnbox-agent binary (default %s/fnbox-agent)\n"
+               "  --pids-max N         processes per sandbox (default 64)\n"
+               "  --tmp-size-mb N      size of each sandbox's /tmp (default 64)\n"
+               "  --cgroup-parent NAME cgroup below which sandboxes are made (default fnbox)\n"
+               "  -v, --verbose        debug logging\n"
+               "  -h, --help           this text\n"
+               "      --version        the version\n\n"
+               "On first start the admin token is written to DIR/token (mode 0600).\n",
+               FNBOX_LIBEXECDIR);
+}
+
+static int parse_args(int argc, char **argv)
+{
+        enum { ARG_LISTEN = 0x100, ARG_STATE, ARG_AGENT, ARG_PIDS, ARG_TMP, ARG_CGROUP, ARG_VERSION };
+        static const struct option opts[] = {
+                {"listen", required_argument, NULL, ARG_LISTEN},
+                {"state-dir", required_argument, NULL, ARG_STATE},
+                {"agent", required_argument, NULL, ARG_AGENT},
+                {"pids-max", required_argument, NULL, ARG_PIDS},
+                {"tmp-size-mb", required_argument, NULL, ARG_TMP},
+                {"cgroup-parent", required_argument, NULL, ARG_CGROUP},
+                {"verbose", no_argument, NULL, 'v'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, ARG_VERSION},
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "vh", opts, NULL)) >= 0) {
+                switch (c) {
+                case ARG_LISTEN:
+                        arg_listen = optarg;
+                        break;
+                case ARG_STATE:
+                        arg_state_dir = optarg;
+                        break;
+                case ARG_AGENT:
+                        arg_agent = optarg;
+                        break;
+                case ARG_PIDS:
+                        if (parse_uint64(optarg, &arg_pids_max) < 0 || arg_pids_max < 8 ||
+                            arg_pids_max > 4096)
+                                return log_error_errno(-EINVAL, "--pids-max wants 8..4096");
+                        break;
+                case ARG_TMP:
+                        if (parse_uint64(optarg, &arg_tmp_mb) < 0 || arg_tmp_mb < 1 ||
+                            arg_tmp_mb > 10240)
+                                return log_error_errno(-EINVAL, "--tmp-size-mb wants 1..10240");
+                        break;
+                case ARG_CGROUP:
+                        if (!name_is_valid(optarg))
+                                return log_error_errno(-EINVAL, "--cgroup-parent wants "
+                                                                "[A-Za-z0-9_-]{1,64}");
+                        arg_cgroup_parent = optarg;
+                        break;
+                case 'v':
+                        log_set_max_level(LOG_LEVEL_DEBUG);
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("fnboxd %s\n", FNBOX_VERSION);
+                        return 0;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc)
+                return log_error_errno(-EINVAL, "unexpected argument '%s'", argv[optind]);
+        return 1;
+}
+
+/* The installed agent, else the one next to fnboxd in a build tree. */
+static int find_agent(char *buf, size_t size)
+{
+        char exe[PATH_MAX];
+        ssize_t n;
+        char *slash;
+
+        if (arg_agent) {
+                (void)snprintf(buf, size, "%s", arg_agent);
+                return access(buf, X_OK) < 0 ? negative_errno() : 0;
+        }
+        (void)snprintf(buf, size, "%s/fnbox-agent", FNBOX_LIBEXECDIR);
+        if (access(buf, X_OK) >= 0)
+                return 0;
+        n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n < 0)
+                return negative_errno();
+        exe[n] = '\0';
+        slash = strrchr(exe, '/');
+        if (slash)
+                *slash = '\0';
+        if ((size_t)snprintf(buf, size, "%.*s/../agent/fnbox-agent", PATH_MAX - 64, exe) >= size)
+                return -ENAMETOOLONG;
+        return access(buf, X_OK) < 0 ? -ENOENT : 0;
+}
+
+/* Tells a supervising systemd we are ready; a no-op without $NOTIFY_SOCKET. */
+static void notify_ready(void)
+{
+        const char *path = getenv("NOTIFY_SOCKET");
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        _cleanup_close_ int fd = -EBADF;
+        size_t l;
+
+        if (!path || (path[0] != '/' && path[0] != '@'))
+                return;
+        l = strlen(path);
+        if (l >= sizeof(sa.sun_path))
+                return;
+        memcpy(sa.sun_path, path, l);
+        if (sa.sun_path[0] == '@')
+                sa.sun_path[0] = '\0';
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return;
+        (void)sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + l));
+}
+
+static int on_signal(LoopSource *s, int fd, uint32_t revents, void *userdata)
+{
+        struct signalfd_siginfo si;
+
+        if (read(fd, &si, sizeof(si)) != sizeof(si))
+                return 0;
+        log_info("received signal %u, stopping", si.ssi_signo);
+        loop_exit(userdata, 0);
+        return 0;
+}
+
+static int run(void)
+{
+        _cleanup_(registry_freep) Registry *reg = NULL;
+        _cleanup_(sandbox_host_freep) SandboxHost *host = NULL;
+        _cleanup_(loop_freep) Loop *loop = NULL;
+        _cleanup_(invoker_freep) Invoker *inv = NULL;
+        _cleanup_(api_freep) Api *api = NULL;
+        _cleanup_(loop_source_freep) LoopSource *sig_src = NULL;
+        _cleanup_close_ int sig_fd = -EBADF;
+        char agent[PATH_MAX], token_path[PATH_MAX], run_dir[PATH_MAX];
+        FnError err = {0};
+        sigset_t mask;
+        int r;
+
+        if (geteuid() != 0)
+                return log_error_errno(-EPERM, "fnboxd needs root to make sandboxes "
+                                               "(namespaces, cgroups, mounts)");
+        r = find_agent(agent, sizeof(agent));
+        if (r < 0)
+                return log_error_errno(r, "cannot find fnbox-agent (tried %s; use --agent): %m",
+                                       agent);
+        r = registry_open(arg_state_dir, &reg, &err);
+        if (r < 0)
+                return log_error_errno(r, "cannot open state dir %s: %s", arg_state_dir, err.msg);
+        (void)snprintf(token_path, sizeof(token_path), "%s/token", arg_state_dir);
+        r = registry_ensure_admin_token(reg, token_path, &err);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up the admin token: %s", err.msg);
+        (void)snprintf(run_dir, sizeof(run_dir), "%s/run", arg_state_dir);
+        if (mkdir(run_dir, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(negative_errno(), "cannot create %s: %m", run_dir);
+
+        SandboxHostConfig hc = {
+                .agent_path = agent,
+                .run_dir = run_dir,
+                .cgroup_root = "/sys/fs/cgroup",
+                .cgroup_parent = arg_cgroup_parent,
+                .uid_base = 200000,
+                .uid_count = 10000,
+        };
+        r = sandbox_host_new(&hc, &host, &err);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up sandboxes: %s", err.msg);
+        r = sandbox_host_cleanup_stale(host);
+        if (r < 0)
+                log_warning_errno(r, "cannot remove sandboxes left by an earlier run, "
+                                     "ignoring: %m");
+
+        r = loop_new(&loop);
+        if (r < 0)
+                return log_error_errno(r, "cannot create the event loop: %m");
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        (void)sigprocmask(SIG_BLOCK, &mask, NULL);
+        sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sig_fd < 0)
+                return log_error_errno(negative_errno(), "cannot create a signalfd: %m");
+        r = loop_add_io(loop, sig_fd, EPOLLIN, on_signal, loop, &sig_src);
+        if (r < 0)
+                return log_error_errno(r, "cannot watch signals: %m");
+
+        InvokerConfig ic = {
+                .pids_max = arg_pids_max,
+                .tmp_bytes = arg_tmp_mb * 1024 * 1024,
+                .nofile = 1024,
+                .records_max = 256,
+        };
+        r = invoker_new(loop, host, &ic, &inv);
+        if (r < 0)
+                return log_error_errno(r, "cannot create the invoker: %m");
+        ApiConfig ac = {.listen = arg_listen};
+        r = api_new(loop, reg, inv, &ac, &api, &err);
+        if (r < 0)
+                return log_error_errno(r, "%s", err.msg);
+
+        log_info("fnboxd %s ready: http://%s (port %u), state %s, cgroup %s, token in %s",
+                 FNBOX_VERSION, arg_listen, api_port(api), arg_state_dir,
+                 sandbox_host_cgroup_version(host), token_path);
+        notify_ready();
+        r = loop_run(loop);
+        /* Stop in order: the API answers waiting clients, then sandboxes go. */
+        sig_src = loop_source_free(sig_src);
+        api = api_free(api);
+        inv = invoker_free(inv);
+        return r;
+}
+
+int main(int argc, char **argv)
+{
+        int r;
+
+        log_set_ident("fnboxd");
+        (void)signal(SIGPIPE, SIG_IGN);
+        r = parse_args(argc, argv);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+        r = run();
+        return r < 0 ? 1 : 0;
+}
