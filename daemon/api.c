@@ -727,12 +727,12 @@ int api_new(Loop *loop, Registry *reg, Invoker *inv, const ApiConfig *cfg, Api *
         api->reg = reg;
         api->inv = inv;
         api->mhd = MHD_start_daemon(
-                flags, 0, NULL, NULL, on_access, api, MHD_OPTION_SOCK_ADDR,
+                flags, 0, NULL, NULL, on_access, api, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+                api, MHD_OPTION_SOCK_ADDR,
                 (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS_MAX,
                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_SEC,
-                MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, api,
-                MHD_OPTION_END);
+                MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
         if (!api->mhd)
                 return fn_error_set(reterr, -EADDRINUSE,
                                     "cannot listen on %s (address in use or not available)",
