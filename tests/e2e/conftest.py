@@ -58,7 +58,7 @@ class Daemon:
         self.extra_args = list(extra_args)
         self.port = None
         self.proc = None
-        self.log_path = os.path.join(state_dir, "..", "fnboxd.log")
+        self.log_path = os.path.join(os.path.dirname(state_dir), "fnboxd.log")
         self.session = requests.Session()
 
     @property

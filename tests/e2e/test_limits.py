@@ -94,8 +94,11 @@ def test_tmp_is_size_limited(daemon, limited):
 
 
 def test_no_leftovers_after_many_invocations(daemon, limited):
+    assert_clean(daemon)
     fds_before = daemon.fd_count()
     for cmd in (b"echo a", b"crash", b"exit 1", b"fail A b", b"memhog 200", b"echo b"):
         daemon.invoke(limited, cmd)
     assert_clean(daemon)
-    assert daemon.fd_count() == fds_before
+    # Every sandbox fd (channel, pidfd, log memfd, timer) is closed again. Fewer is fine: idle
+    # HTTP keep-alive connections may have closed meanwhile.
+    assert daemon.fd_count() <= fds_before
