@@ -12,7 +12,7 @@
  * v1: one directory per controller (memory, cpu, pids, freezer) under
  *     <mount_root>/<controller>/<parent>/<name>.
  * v2: one directory <mount_root>/<base>/<parent>/<name> with memory, cpu and pids enabled in the
- *     parent's cgroup.subtree_control.
+ *     parent's cgroup.subtree_control; <base> is the cgroup the daemon runs in.
  * All functions here do blocking filesystem I/O on cgroupfs (fast) and may be called only from the
  * daemon's main thread. They never log above debug. */
 
@@ -38,11 +38,15 @@ typedef struct Cgroup Cgroup;
 /* Detects the hierarchy under mount_root ("/sys/fs/cgroup", or a fake tree in tests) and creates
  * the parent group(s) named parent (e.g. "fnbox"). Detection: v2 if mount_root/cgroup.controllers
  * exists and lists "memory"; else v1 if mount_root/memory/memory.limit_in_bytes exists; else
- * -EOPNOTSUPP with a message. On v2 the parent is created below the cgroup the daemon is in
- * (from /proc/self/cgroup, or "/" for fake trees), and memory, cpu and pids are enabled in its
- * subtree_control. */
-int cgroup_root_open(const char *mount_root, const char *parent, CgroupRoot **ret,
-                     FnError *reterr);
+ * -EOPNOTSUPP with a message. On v2 the parent is created below base, the cgroup the daemon is in
+ * (from /proc/self/cgroup), and memory, cpu and pids are enabled in both their subtree_control;
+ * base must have the three in its cgroup.controllers (-EOPNOTSUPP naming the missing ones).
+ * Unless base is the root group, the "no internal processes" rule applies to it, so first every
+ * process of base (the daemon, and whatever else is there, e.g. the shell that started it) is
+ * moved to the leaf <base>/<parent>-daemon; base is taken to be the delegated subtree of the
+ * daemon (systemd Delegate=yes). A daemon started inside that leaf uses the leaf's parent as
+ * base. */
+int cgroup_root_open(const char *mount_root, const char *parent, CgroupRoot **ret, FnError *reterr);
 CgroupRoot *cgroup_root_free(CgroupRoot *root);
 DEFINE_CLEANUP_FUNC(CgroupRoot *, cgroup_root_free);
 CgroupVersion cgroup_root_version(const CgroupRoot *root);
@@ -59,7 +63,8 @@ int cgroup_create(CgroupRoot *root, const char *name, const CgroupLimits *lim, C
  * v2: also the one cgroup.procs path (used when CLONE_INTO_CGROUP is unavailable).
  * Owned by cg. */
 const char *const *cgroup_procs_paths(const Cgroup *cg);
-/* v2: an O_PATH|O_DIRECTORY fd of the group for clone3(CLONE_INTO_CGROUP); v1: -EBADF. Owned by cg. */
+/* v2: an O_PATH|O_DIRECTORY fd of the group for clone3(CLONE_INTO_CGROUP); v1: -EBADF.
+ * Owned by cg. */
 int cgroup_dir_fd(const Cgroup *cg);
 
 /* Kills every task in the group: v2 writes "1" to cgroup.kill (falls back to SIGKILL of each
