@@ -27,7 +27,10 @@ int read_file_at(int dir_fd, const char *path, size_t max, char **ret, size_t *r
 {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
-        size_t n = 0, cap = 4096;
+        /* Read up to one byte past max: that is how a file of exactly max bytes is told from a
+         * longer one without trusting st_size (procfs and sysfs report 0 or 4096). */
+        size_t limit = max < SIZE_MAX - 1 ? max + 1 : SIZE_MAX - 1;
+        size_t n = 0, cap = MIN((size_t)4096, limit);
 
         fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
@@ -39,9 +42,9 @@ int read_file_at(int dir_fd, const char *path, size_t max, char **ret, size_t *r
                 ssize_t k;
                 if (n == cap) {
                         char *nb;
-                        if (cap >= max)
-                                return -EFBIG;
-                        cap = MIN(cap * 2, max);
+                        if (cap >= limit)
+                                break;
+                        cap = cap > limit / 2 ? limit : cap * 2;
                         nb = realloc(buf, cap + 1);
                         if (!nb)
                                 return -ENOMEM;
@@ -57,6 +60,8 @@ int read_file_at(int dir_fd, const char *path, size_t max, char **ret, size_t *r
                         break;
                 n += (size_t)k;
         }
+        if (n > max)
+                return -EFBIG;
         buf[n] = '\0';
         *ret = TAKE_PTR(buf);
         if (ret_len)
@@ -134,8 +139,16 @@ int mkdir_p(const char *path, mode_t mode)
                         return negative_errno();
                 *p = '/';
         }
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-                return negative_errno();
+        if (mkdir(buf, mode) < 0) {
+                struct stat st;
+                if (errno != EEXIST)
+                        return negative_errno();
+                /* EEXIST says nothing about the type: a file there is not a directory. */
+                if (stat(buf, &st) < 0)
+                        return negative_errno();
+                if (!S_ISDIR(st.st_mode))
+                        return -ENOTDIR;
+        }
         return 0;
 }
 
