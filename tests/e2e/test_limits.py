@@ -1,7 +1,10 @@
 """Limits that hold: time, memory, processes; and nothing of a sandbox is left afterwards."""
+import shutil
 import time
 
 import pytest
+
+from conftest import function_bytes
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +105,16 @@ def test_no_leftovers_after_many_invocations(daemon, limited):
     # Every sandbox fd (channel, pidfd, log memfd, timer) is closed again. Fewer is fine: idle
     # HTTP keep-alive connections may have closed meanwhile.
     assert daemon.fd_count() <= fds_before
+
+
+def test_sandbox_that_cannot_be_made_answers_503(daemon):
+    f = daemon.deploy("no-code", files={"probe.so": function_bytes("probe.so"),
+                                        "unique.txt": b"only here"}).json()
+    code_dir = f"{daemon.state_dir}/code/{f['code_sha256']}"
+    shutil.rmtree(code_dir)  # the code vanished from under the daemon
+    r = daemon.invoke("no-code", b"echo x")
+    assert r.status_code == 503, r.text
+    err = r.json()["error"]
+    assert err["type"] == "SandboxError" and "task" in err["message"]
+    assert "X-Fnbox-Invocation-Id" in r.headers
+    assert_clean(daemon)
