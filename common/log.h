@@ -19,7 +19,7 @@ void log_set_ident(const char *ident);
 /* Writes one line to stderr. %m expands to strerror(-error) when error != 0.
  * Returns -abs(error), so `return log_error_errno(r, ...)` propagates r. */
 int log_internal(int level, int error, const char *file, int line, const char *fmt, ...)
-        _printf_(5, 6);
+    _printf_(5, 6);
 
 #define log_full_errno(level, error, ...)                                                          \
         ({                                                                                         \

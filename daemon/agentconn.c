@@ -47,8 +47,7 @@ int agentconn_recv(int fd, AgentMsg *ret)
                 m.ok = env->init_result->ok;
                 m.usec = env->init_result->init_usec;
                 copy_str(m.error_type, sizeof(m.error_type), env->init_result->error_type);
-                copy_str(m.error_message, sizeof(m.error_message),
-                         env->init_result->error_message);
+                copy_str(m.error_message, sizeof(m.error_message), env->init_result->error_message);
                 break;
         case FNBOX__ENVELOPE__MSG_RESULT: {
                 Fnbox__Result *res = env->result;

@@ -22,14 +22,14 @@ typedef enum AgentMsgType {
 
 typedef struct AgentMsg {
         AgentMsgType type;
-        int log_fd;             /* READY: the agent's log memfd (owned), else -EBADF */
-        bool ok;                /* INIT_RESULT: loaded; RESULT: STATUS_OK */
-        char error_type[64];    /* INIT_RESULT/RESULT when !ok */
+        int log_fd;          /* READY: the agent's log memfd (owned), else -EBADF */
+        bool ok;             /* INIT_RESULT: loaded; RESULT: STATUS_OK */
+        char error_type[64]; /* INIT_RESULT/RESULT when !ok */
         char error_message[1024];
-        usec_t usec;            /* INIT_RESULT: init_usec; RESULT: run_usec; READY: ready_usec */
-        void *payload;          /* RESULT: response bytes (owned, malloc'd), may be NULL */
+        usec_t usec;   /* INIT_RESULT: init_usec; RESULT: run_usec; READY: ready_usec */
+        void *payload; /* RESULT: response bytes (owned, malloc'd), may be NULL */
         size_t payload_len;
-        char request_id[64];    /* RESULT */
+        char request_id[64]; /* RESULT */
 } AgentMsg;
 
 void agent_msg_done(AgentMsg *m);

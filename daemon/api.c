@@ -68,8 +68,7 @@ static struct MHD_Response *response_from_string(char *s, const char *content_ty
         return resp;
 }
 
-static struct MHD_Response *error_response(const char *type, const char *fmt, ...)
-        _printf_(2, 3);
+static struct MHD_Response *error_response(const char *type, const char *fmt, ...) _printf_(2, 3);
 static struct MHD_Response *error_response(const char *type, const char *fmt, ...)
 {
         char msg[1024];
@@ -89,8 +88,7 @@ static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status,
         if (!resp) {
                 static char oom[] = "{\"error\":{\"type\":\"InternalError\","
                                     "\"message\":\"out of memory\"}}";
-                resp = MHD_create_response_from_buffer(strlen(oom), oom,
-                                                       MHD_RESPMEM_PERSISTENT);
+                resp = MHD_create_response_from_buffer(strlen(oom), oom, MHD_RESPMEM_PERSISTENT);
                 if (!resp)
                         return MHD_NO;
                 status = MHD_HTTP_INTERNAL_SERVER_ERROR;
@@ -201,11 +199,11 @@ static Route route_parse(const char *url, char name[65])
 static bool method_allowed(Route route, const char *method, const char **ret_allow)
 {
         static const char *const allow[] = {
-                [ROUTE_HEALTH] = "GET",
-                [ROUTE_FUNCTIONS] = "GET",
-                [ROUTE_FUNCTION] = "GET, PUT, DELETE",
-                [ROUTE_INVOKE] = "POST",
-                [ROUTE_INVOCATION] = "GET",
+            [ROUTE_HEALTH] = "GET",
+            [ROUTE_FUNCTIONS] = "GET",
+            [ROUTE_FUNCTION] = "GET, PUT, DELETE",
+            [ROUTE_INVOKE] = "POST",
+            [ROUTE_INVOCATION] = "GET",
         };
         const char *a = allow[route];
         size_t ml = strlen(method);
@@ -219,8 +217,8 @@ static bool method_allowed(Route route, const char *method, const char **ret_all
 
 static bool request_authorized(Api *api, struct MHD_Connection *conn)
 {
-        const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_AUTHORIZATION);
+        const char *h =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 
         if (!h || strncasecmp(h, "Bearer ", 7) != 0)
                 return false;
@@ -249,9 +247,9 @@ static void handle_list(Request *req)
                                      "cannot list functions");
                 return;
         }
-        request_answer(req, MHD_HTTP_OK,
-                       response_from_string(api_function_list_to_json(list, n),
-                                            "application/json"));
+        request_answer(
+            req, MHD_HTTP_OK,
+            response_from_string(api_function_list_to_json(list, n), "application/json"));
         function_list_free(list, n);
 }
 
@@ -319,23 +317,21 @@ static void handle_put(Request *req)
                                      err.msg[0] ? err.msg : strerror(-r));
                 return;
         }
-        log_info("%s function %s version %" PRIu64 " (code %.12s)",
-                 created ? "created" : "updated", f->spec.name, f->version, f->code_sha256);
+        log_info("%s function %s version %" PRIu64 " (code %.12s)", created ? "created" : "updated",
+                 f->spec.name, f->version, f->code_sha256);
         request_answer(req, created ? MHD_HTTP_CREATED : MHD_HTTP_OK,
                        response_from_string(api_function_to_json(f), "application/json"));
 }
 
 static char *invocation_record_to_json(const InvokeResult *res)
 {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:I, s:s#, s:b}", "id", res->id,
-                              "function", res->function, "outcome",
-                              invoke_outcome_to_string(res->outcome), "start",
-                              invoke_start_to_string(res->start), "duration_ms",
-                              (double)res->run_usec / 1000.0, "billed_ms",
-                              (json_int_t)res->billed_ms, "max_memory_used_mb",
-                              (json_int_t)(res->memory_peak_bytes / (1024 * 1024)), "log",
-                              res->log ? res->log : "", res->log ? res->log_len : (size_t)0,
-                              "log_truncated", res->log_truncated);
+        json_t *o = json_pack(
+            "{s:s, s:s, s:s, s:s, s:f, s:I, s:I, s:s#, s:b}", "id", res->id, "function",
+            res->function, "outcome", invoke_outcome_to_string(res->outcome), "start",
+            invoke_start_to_string(res->start), "duration_ms", (double)res->run_usec / 1000.0,
+            "billed_ms", (json_int_t)res->billed_ms, "max_memory_used_mb",
+            (json_int_t)(res->memory_peak_bytes / (1024 * 1024)), "log", res->log ? res->log : "",
+            res->log ? res->log_len : (size_t)0, "log_truncated", res->log_truncated);
         char *s;
 
         if (!o)
@@ -385,12 +381,12 @@ static void add_invoke_headers(struct MHD_Response *resp, const InvokeResult *re
         (void)MHD_add_response_header(resp, "X-Fnbox-Invocation-Id", res->id);
         (void)MHD_add_response_header(resp, "X-Fnbox-Start", invoke_start_to_string(res->start));
         for (size_t k = 0; k < res->n_phases && n < sizeof(timing); k++)
-                n += (size_t)snprintf(timing + n, sizeof(timing) - n, "%s%s;dur=%.3f",
-                                      k ? ", " : "", res->phases[k].name,
-                                      (double)res->phases[k].usec / 1000.0);
+                n +=
+                    (size_t)snprintf(timing + n, sizeof(timing) - n, "%s%s;dur=%.3f", k ? ", " : "",
+                                     res->phases[k].name, (double)res->phases[k].usec / 1000.0);
         if (n < sizeof(timing))
-                (void)snprintf(timing + n, sizeof(timing) - n, "%stotal;dur=%.3f",
-                               n ? ", " : "", (double)res->total_usec / 1000.0);
+                (void)snprintf(timing + n, sizeof(timing) - n, "%stotal;dur=%.3f", n ? ", " : "",
+                               (double)res->total_usec / 1000.0);
         (void)MHD_add_response_header(resp, "Server-Timing", timing);
         (void)snprintf(buf, sizeof(buf), "%" PRIu64, res->billed_ms);
         (void)MHD_add_response_header(resp, "X-Fnbox-Billed-Duration-Ms", buf);
@@ -520,10 +516,10 @@ static void request_start(Request *req, const char *url, const char *method)
                 return;
         }
         if (!method_allowed(req->route, method, &allow)) {
-                struct MHD_Response *resp =
-                        error_response("MethodNotAllowed", "method %s is not allowed here; "
+                struct MHD_Response *resp = error_response("MethodNotAllowed",
+                                                           "method %s is not allowed here; "
                                                            "allowed: %s",
-                                       method, allow);
+                                                           method, allow);
                 if (resp)
                         (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
                 request_answer(req, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
@@ -537,10 +533,10 @@ static void request_start(Request *req, const char *url, const char *method)
         }
         req->body_limit = req->route == ROUTE_INVOKE ? INVOKE_PAYLOAD_MAX
                           : (req->route == ROUTE_FUNCTION && strcmp(method, "PUT") == 0)
-                                  ? API_DEPLOY_BODY_MAX
-                                  : 0;
-        cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+                              ? API_DEPLOY_BODY_MAX
+                              : 0;
+        cl =
+            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && parse_uint64(cl, &length) >= 0 && length > req->body_limit) {
                 char msg[160];
                 (void)snprintf(msg, sizeof(msg),
@@ -578,9 +574,8 @@ static bool request_take_body(Request *req, const char *data, size_t len)
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
         Api *api = cls;
         Request *req = *con_cls;
@@ -691,8 +686,7 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
                 a6->sin6_family = AF_INET6;
                 a6->sin6_port = htons((uint16_t)port);
                 if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
-                        return fn_error_set(reterr, -EINVAL, "bad IPv6 address in '%s'",
-                                            listen);
+                        return fn_error_set(reterr, -EINVAL, "bad IPv6 address in '%s'", listen);
                 *ret_len = sizeof(*a6);
                 return 0;
         }
@@ -727,12 +721,11 @@ int api_new(Loop *loop, Registry *reg, Invoker *inv, const ApiConfig *cfg, Api *
         api->reg = reg;
         api->inv = inv;
         api->mhd = MHD_start_daemon(
-                flags, 0, NULL, NULL, on_access, api, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-                api, MHD_OPTION_SOCK_ADDR,
-                (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS_MAX,
-                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_SEC,
-                MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+            flags, 0, NULL, NULL, on_access, api, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, api,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+            api, MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS_MAX,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_SEC,
+            MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
         if (!api->mhd)
                 return fn_error_set(reterr, -EADDRINUSE,
                                     "cannot listen on %s (address in use or not available)",

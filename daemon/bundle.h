@@ -13,10 +13,10 @@
  * bit kept), no setuid/setgid/sticky; owners not restored. */
 
 typedef struct BundleLimits {
-        uint64_t max_bytes;    /* total bytes written (actual, not header sizes) */
-        uint64_t max_entries;  /* entries of any type */
-        uint64_t max_path;     /* length of an entry's path */
-        uint64_t max_depth;    /* path components */
+        uint64_t max_bytes;   /* total bytes written (actual, not header sizes) */
+        uint64_t max_entries; /* entries of any type */
+        uint64_t max_path;    /* length of an entry's path */
+        uint64_t max_depth;   /* path components */
 } BundleLimits;
 
 /* The defaults: 256 MiB written, 10000 entries, path 1024 bytes, depth 32. */

@@ -55,9 +55,9 @@ struct Invoker {
 };
 
 static const char *const start_names[_INVOKE_START_MAX] = {
-        [INVOKE_START_COLD] = "cold",
-        [INVOKE_START_PREWARMED] = "prewarmed",
-        [INVOKE_START_WARM] = "warm",
+    [INVOKE_START_COLD] = "cold",
+    [INVOKE_START_PREWARMED] = "prewarmed",
+    [INVOKE_START_WARM] = "warm",
 };
 
 const char *invoke_start_to_string(InvokeStart s)
@@ -66,13 +66,13 @@ const char *invoke_start_to_string(InvokeStart s)
 }
 
 static const char *const outcome_names[_INVOKE_OUTCOME_MAX] = {
-        [INVOKE_OK] = "ok",
-        [INVOKE_FUNCTION_ERROR] = "function-error",
-        [INVOKE_INIT_ERROR] = "init-error",
-        [INVOKE_CRASHED] = "crashed",
-        [INVOKE_OUT_OF_MEMORY] = "out-of-memory",
-        [INVOKE_TIMEOUT] = "timeout",
-        [INVOKE_PLATFORM_ERROR] = "platform-error",
+    [INVOKE_OK] = "ok",
+    [INVOKE_FUNCTION_ERROR] = "function-error",
+    [INVOKE_INIT_ERROR] = "init-error",
+    [INVOKE_CRASHED] = "crashed",
+    [INVOKE_OUT_OF_MEMORY] = "out-of-memory",
+    [INVOKE_TIMEOUT] = "timeout",
+    [INVOKE_PLATFORM_ERROR] = "platform-error",
 };
 
 const char *invoke_outcome_to_string(InvokeOutcome o)
@@ -361,8 +361,8 @@ static bool invocation_handle_msg(Invocation *i, AgentMsg *m)
                         invocation_finish(i, INVOKE_OK, NULL, NULL);
                 } else
                         invocation_finish(i, INVOKE_FUNCTION_ERROR,
-                                          m->error_type[0] ? m->error_type : "FunctionError",
-                                          "%s", m->error_message);
+                                          m->error_type[0] ? m->error_type : "FunctionError", "%s",
+                                          m->error_message);
                 return true;
         }
         invocation_finish(i, INVOKE_CRASHED, "Crashed", "the sandbox's agent broke the protocol");
@@ -446,8 +446,7 @@ static int on_timer(LoopSource *s, usec_t now, void *userdata)
         Invocation *i = userdata;
 
         if (i->state == STATE_RUNNING)
-                invocation_finish(i, INVOKE_TIMEOUT, "Timeout",
-                                  "Task timed out after %.2f seconds",
+                invocation_finish(i, INVOKE_TIMEOUT, "Timeout", "Task timed out after %.2f seconds",
                                   (double)i->fn->spec.timeout_ms / 1000.0);
         else
                 invocation_finish(i, INVOKE_TIMEOUT, "Timeout",
@@ -476,14 +475,14 @@ static int invocation_start_sandbox(Invocation *i, FnError *reterr)
 {
         Invoker *inv = i->inv;
         SandboxSpec spec = {
-                .id = i->res.id,
-                .code_dir = i->fn->code_dir,
-                .memory_bytes = (uint64_t)i->fn->spec.memory_mb * 1024 * 1024,
-                .cpu_weight = cgroup_cpu_weight_for_memory(i->fn->spec.memory_mb),
-                .pids_max = inv->cfg.pids_max,
-                .tmp_bytes = inv->cfg.tmp_bytes,
-                .tmp_inodes = 4096,
-                .nofile = inv->cfg.nofile,
+            .id = i->res.id,
+            .code_dir = i->fn->code_dir,
+            .memory_bytes = (uint64_t)i->fn->spec.memory_mb * 1024 * 1024,
+            .cpu_weight = cgroup_cpu_weight_for_memory(i->fn->spec.memory_mb),
+            .pids_max = inv->cfg.pids_max,
+            .tmp_bytes = inv->cfg.tmp_bytes,
+            .tmp_inodes = 4096,
+            .nofile = inv->cfg.nofile,
         };
         int r;
 
@@ -498,15 +497,15 @@ static int invocation_start_sandbox(Invocation *i, FnError *reterr)
                 r = loop_add_io(inv->loop, sandbox_pidfd(i->sandbox), EPOLLIN, on_exit_pidfd, i,
                                 &i->pid_src);
         if (r >= 0)
-                r = loop_add_timer(inv->loop, i->t_submit + INVOKE_INIT_TIMEOUT_USEC, on_timer,
-                                   i, &i->timer_src);
+                r = loop_add_timer(inv->loop, i->t_submit + INVOKE_INIT_TIMEOUT_USEC, on_timer, i,
+                                   &i->timer_src);
         if (r < 0)
                 return fn_error_set(reterr, r, "cannot watch the sandbox: %s", strerror(-r));
         return 0;
 }
 
-int invoker_submit(Invoker *inv, Function *fn, const void *payload, size_t len,
-                   invoke_done_cb cb, void *userdata, Invocation **ret)
+int invoker_submit(Invoker *inv, Function *fn, const void *payload, size_t len, invoke_done_cb cb,
+                   void *userdata, Invocation **ret)
 {
         _cleanup_(function_freep) Function *f = fn;
         Invocation *i;

@@ -74,10 +74,10 @@ typedef struct Invocation Invocation;
 typedef void (*invoke_done_cb)(const InvokeResult *res, void *userdata);
 
 typedef struct InvokerConfig {
-        uint64_t pids_max;   /* per sandbox */
-        uint64_t tmp_bytes;  /* /tmp size per sandbox */
-        uint64_t nofile;     /* RLIMIT_NOFILE per sandbox */
-        size_t records_max;  /* finished invocations kept for GET /v1/invocations/{id} */
+        uint64_t pids_max;  /* per sandbox */
+        uint64_t tmp_bytes; /* /tmp size per sandbox */
+        uint64_t nofile;    /* RLIMIT_NOFILE per sandbox */
+        size_t records_max; /* finished invocations kept for GET /v1/invocations/{id} */
 } InvokerConfig;
 
 int invoker_new(Loop *loop, SandboxHost *host, const InvokerConfig *cfg, Invoker **ret);
@@ -89,8 +89,8 @@ DEFINE_CLEANUP_FUNC(Invoker *, invoker_free);
  * (copied). cb runs later on the loop, or before this returns
  * when no sandbox could be made (outcome INVOKE_PLATFORM_ERROR). On success *ret (may be NULL)
  * identifies the invocation until cb runs. */
-int invoker_submit(Invoker *inv, Function *fn, const void *payload, size_t len,
-                   invoke_done_cb cb, void *userdata, Invocation **ret);
+int invoker_submit(Invoker *inv, Function *fn, const void *payload, size_t len, invoke_done_cb cb,
+                   void *userdata, Invocation **ret);
 /* Drops the callback of an invocation that is still running (its client went away); the
  * invocation runs to its end, its sandbox is destroyed as usual. */
 void invocation_detach(Invocation *i);

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "loop.h"
 
-
 #include <assert.h>
 #include <stdbool.h>
 #include <string.h>
@@ -19,8 +18,8 @@ typedef enum SourceType {
 struct LoopSource {
         Loop *loop;
         SourceType type;
-        int fd;       /* watched fd (io) or our timerfd (timer) */
-        bool dead;    /* freed by the user; memory released after dispatch */
+        int fd;    /* watched fd (io) or our timerfd (timer) */
+        bool dead; /* freed by the user; memory released after dispatch */
         loop_io_cb io_cb;
         loop_timer_cb timer_cb;
         void *userdata;
@@ -82,16 +81,15 @@ static int source_register(Loop *l, LoopSource *s, uint32_t events)
         return 0;
 }
 
-int loop_add_io(Loop *l, int fd, uint32_t events, loop_io_cb cb, void *userdata,
-                LoopSource **ret)
+int loop_add_io(Loop *l, int fd, uint32_t events, loop_io_cb cb, void *userdata, LoopSource **ret)
 {
         _cleanup_free_ LoopSource *s = calloc(1, sizeof(*s));
         int r;
 
         if (!s)
                 return -ENOMEM;
-        *s = (LoopSource){.loop = l, .type = SOURCE_IO, .fd = fd, .io_cb = cb,
-                          .userdata = userdata};
+        *s =
+            (LoopSource){.loop = l, .type = SOURCE_IO, .fd = fd, .io_cb = cb, .userdata = userdata};
         r = source_register(l, s, events);
         if (r < 0)
                 return r;

@@ -46,18 +46,26 @@ static void help(void)
 
 static int parse_args(int argc, char **argv)
 {
-        enum { ARG_LISTEN = 0x100, ARG_STATE, ARG_AGENT, ARG_PIDS, ARG_TMP, ARG_CGROUP, ARG_VERSION };
+        enum {
+                ARG_LISTEN = 0x100,
+                ARG_STATE,
+                ARG_AGENT,
+                ARG_PIDS,
+                ARG_TMP,
+                ARG_CGROUP,
+                ARG_VERSION
+        };
         static const struct option opts[] = {
-                {"listen", required_argument, NULL, ARG_LISTEN},
-                {"state-dir", required_argument, NULL, ARG_STATE},
-                {"agent", required_argument, NULL, ARG_AGENT},
-                {"pids-max", required_argument, NULL, ARG_PIDS},
-                {"tmp-size-mb", required_argument, NULL, ARG_TMP},
-                {"cgroup-parent", required_argument, NULL, ARG_CGROUP},
-                {"verbose", no_argument, NULL, 'v'},
-                {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, ARG_VERSION},
-                {},
+            {"listen", required_argument, NULL, ARG_LISTEN},
+            {"state-dir", required_argument, NULL, ARG_STATE},
+            {"agent", required_argument, NULL, ARG_AGENT},
+            {"pids-max", required_argument, NULL, ARG_PIDS},
+            {"tmp-size-mb", required_argument, NULL, ARG_TMP},
+            {"cgroup-parent", required_argument, NULL, ARG_CGROUP},
+            {"verbose", no_argument, NULL, 'v'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, ARG_VERSION},
+            {},
         };
         int c;
 
@@ -199,12 +207,12 @@ static int run(void)
                 return log_error_errno(negative_errno(), "cannot create %s: %m", run_dir);
 
         SandboxHostConfig hc = {
-                .agent_path = agent,
-                .run_dir = run_dir,
-                .cgroup_root = "/sys/fs/cgroup",
-                .cgroup_parent = arg_cgroup_parent,
-                .uid_base = 200000,
-                .uid_count = 10000,
+            .agent_path = agent,
+            .run_dir = run_dir,
+            .cgroup_root = "/sys/fs/cgroup",
+            .cgroup_parent = arg_cgroup_parent,
+            .uid_base = 200000,
+            .uid_count = 10000,
         };
         r = sandbox_host_new(&hc, &host, &err);
         if (r < 0)
@@ -230,10 +238,10 @@ static int run(void)
                 return log_error_errno(r, "cannot watch signals: %m");
 
         InvokerConfig ic = {
-                .pids_max = arg_pids_max,
-                .tmp_bytes = arg_tmp_mb * 1024 * 1024,
-                .nofile = 1024,
-                .records_max = 256,
+            .pids_max = arg_pids_max,
+            .tmp_bytes = arg_tmp_mb * 1024 * 1024,
+            .nofile = 1024,
+            .records_max = 256,
         };
         r = invoker_new(loop, host, &ic, &inv);
         if (r < 0)

@@ -12,9 +12,9 @@
  * State lives in STATE_DIR/fnbox.db (SQLite, WAL) and STATE_DIR/code/<sha256-hex>/ (immutable
  * extracted bundles). Knows no sandboxes and no HTTP. Main thread only; blocking (bounded). */
 
-#define FUNCTION_ENV_MAX 64          /* variables per function */
-#define FUNCTION_ENV_KEY_MAX 128     /* bytes per key */
-#define FUNCTION_ENV_VALUE_MAX 4096  /* bytes per value */
+#define FUNCTION_ENV_MAX 64         /* variables per function */
+#define FUNCTION_ENV_KEY_MAX 128    /* bytes per key */
+#define FUNCTION_ENV_VALUE_MAX 4096 /* bytes per value */
 #define FUNCTION_MEMORY_MIN_MB 64
 #define FUNCTION_MEMORY_MAX_MB 10240
 #define FUNCTION_TIMEOUT_MIN_MS 1
@@ -44,7 +44,7 @@ typedef struct Function {
         uint64_t version;     /* 1 on create, +1 on every update */
         usec_t created_usec;  /* CLOCK_REALTIME */
         usec_t updated_usec;
-        char code_dir[4096];  /* absolute path of the extracted code */
+        char code_dir[4096]; /* absolute path of the extracted code */
 } Function;
 
 void function_spec_done(FunctionSpec *spec);

@@ -15,11 +15,11 @@
  * functions. Only the daemon's main thread calls these, and the daemon has no other threads. */
 
 typedef struct SandboxHostConfig {
-        const char *agent_path;     /* host path of the fnbox-agent binary */
-        const char *run_dir;        /* daemon-private directory for per-sandbox mount points */
-        const char *cgroup_root;    /* "/sys/fs/cgroup" (tests may point at a fake tree) */
-        const char *cgroup_parent;  /* "fnbox" */
-        uid_t uid_base;             /* sandbox uids/gids are uid_base + slot, slot < uid_count */
+        const char *agent_path;    /* host path of the fnbox-agent binary */
+        const char *run_dir;       /* daemon-private directory for per-sandbox mount points */
+        const char *cgroup_root;   /* "/sys/fs/cgroup" (tests may point at a fake tree) */
+        const char *cgroup_parent; /* "fnbox" */
+        uid_t uid_base;            /* sandbox uids/gids are uid_base + slot, slot < uid_count */
         uint32_t uid_count;
 } SandboxHostConfig;
 
@@ -36,14 +36,14 @@ int sandbox_host_cleanup_stale(SandboxHost *h);
 const char *sandbox_host_cgroup_version(const SandboxHost *h);
 
 typedef struct SandboxSpec {
-        const char *id;           /* unique, [A-Za-z0-9_-]{1,64}; names the cgroup and run dir */
-        const char *code_dir;     /* host directory bound read-only at /var/task */
-        uint64_t memory_bytes;    /* cgroup memory limit */
-        uint64_t cpu_weight;      /* see CgroupLimits */
-        uint64_t pids_max;        /* cgroup pids limit */
-        uint64_t tmp_bytes;       /* size of the /tmp tmpfs */
-        uint64_t tmp_inodes;      /* inode count of the /tmp tmpfs */
-        uint64_t nofile;          /* RLIMIT_NOFILE for the agent and function */
+        const char *id;        /* unique, [A-Za-z0-9_-]{1,64}; names the cgroup and run dir */
+        const char *code_dir;  /* host directory bound read-only at /var/task */
+        uint64_t memory_bytes; /* cgroup memory limit */
+        uint64_t cpu_weight;   /* see CgroupLimits */
+        uint64_t pids_max;     /* cgroup pids limit */
+        uint64_t tmp_bytes;    /* size of the /tmp tmpfs */
+        uint64_t tmp_inodes;   /* inode count of the /tmp tmpfs */
+        uint64_t nofile;       /* RLIMIT_NOFILE for the agent and function */
 } SandboxSpec;
 
 /* The step names a failing child reports, in the order they run. */
@@ -86,13 +86,13 @@ pid_t sandbox_pid(const Sandbox *s);
 const char *sandbox_id(const Sandbox *s);
 
 typedef struct SandboxExit {
-        bool setup_failed;      /* the child failed a setup step before exec */
-        SandboxStep step;       /* valid if setup_failed */
-        int step_errno;         /* valid if setup_failed (positive errno) */
-        int exit_code;          /* -1 unless PID 1 exited normally */
-        int signal;             /* 0 unless PID 1 was killed by a signal */
-        bool oom_killed;        /* the cgroup recorded an OOM kill */
-        uint64_t memory_peak;   /* bytes */
+        bool setup_failed;    /* the child failed a setup step before exec */
+        SandboxStep step;     /* valid if setup_failed */
+        int step_errno;       /* valid if setup_failed (positive errno) */
+        int exit_code;        /* -1 unless PID 1 exited normally */
+        int signal;           /* 0 unless PID 1 was killed by a signal */
+        bool oom_killed;      /* the cgroup recorded an OOM kill */
+        uint64_t memory_peak; /* bytes */
 } SandboxExit;
 
 /* Call once the pidfd is readable: reaps PID 1 (non-blocking; -EAGAIN if it has not exited yet)

@@ -9,7 +9,7 @@ libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev \
 libsqlite3-dev libarchive-dev libjansson-dev libssl-dev \
 libcmocka-dev libcurl4-openssl-dev \
 python3 python3-pytest python3-requests \
-zip unzip curl bash iproute2 util-linux"
+zip unzip curl bash iproute2 util-linux clang-format git"
 
 missing=""
 for p in $PKGS; do
