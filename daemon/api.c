@@ -330,8 +330,9 @@ static char *invocation_record_to_json(const InvokeResult *res)
             res->function, "outcome", invoke_outcome_to_string(res->outcome), "start",
             invoke_start_to_string(res->start), "duration_ms", (double)res->run_usec / 1000.0,
             "billed_ms", (json_int_t)res->billed_ms, "max_memory_used_mb",
-            (json_int_t)(res->memory_peak_bytes / (1024 * 1024)), "log", res->log ? res->log : "",
-            res->log ? res->log_len : (size_t)0, "log_truncated", res->log_truncated);
+            (json_int_t)((res->memory_peak_bytes + 1024 * 1024 - 1) / (1024 * 1024)), "log",
+            res->log ? res->log : "", res->log ? res->log_len : (size_t)0, "log_truncated",
+            res->log_truncated);
         char *s;
 
         if (!o)
@@ -390,7 +391,9 @@ static void add_invoke_headers(struct MHD_Response *resp, const InvokeResult *re
         (void)MHD_add_response_header(resp, "Server-Timing", timing);
         (void)snprintf(buf, sizeof(buf), "%" PRIu64, res->billed_ms);
         (void)MHD_add_response_header(resp, "X-Fnbox-Billed-Duration-Ms", buf);
-        (void)snprintf(buf, sizeof(buf), "%" PRIu64, res->memory_peak_bytes / (1024 * 1024));
+        /* Whole megabytes, rounded up, as Lambda's "Max Memory Used". */
+        (void)snprintf(buf, sizeof(buf), "%" PRIu64,
+                       (res->memory_peak_bytes + 1024 * 1024 - 1) / (1024 * 1024));
         (void)MHD_add_response_header(resp, "X-Fnbox-Max-Memory-Used-Mb", buf);
         if (res->outcome != INVOKE_OK)
                 (void)MHD_add_response_header(resp, "X-Fnbox-Function-Error", res->error_type);
