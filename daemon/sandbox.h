@@ -107,6 +107,34 @@ int sandbox_kill(Sandbox *s);
 int sandbox_memory_peak(Sandbox *s, uint64_t *ret);
 int sandbox_oom_kills(Sandbox *s, uint64_t *ret);
 
+/* ---- stem cells, warm instances (DESIGN.md decision 5) ---- */
+
+/* A spec whose code_dir is NULL makes a stem cell: /var/task is an empty read-only mount point
+ * that is a slave of a per-cell host directory with shared propagation, so that
+ * sandbox_load_code() can later bring code in with one host-side mount. */
+
+/* Binds code_dir read-only (nosuid, nodev) onto the cell's host-side mount point; it appears at
+ * /var/task inside the sandbox at once. -EBUSY if code is already loaded, -EINVAL for a sandbox
+ * spawned with a code_dir. Blocking (one or two mount calls). */
+int sandbox_load_code(Sandbox *s, const char *code_dir);
+
+/* Rewrites the cgroup's memory limit and CPU weight (specializing a stem cell for a function).
+ * Fails closed like cgroup_create. */
+int sandbox_set_limits(Sandbox *s, uint64_t memory_bytes, uint64_t cpu_weight);
+
+/* Freezes (true) or thaws (false) every process of the sandbox (v1 freezer.state, v2
+ * cgroup.freeze). Waits, bounded (100 ms), until the kernel reports the new state. */
+int sandbox_freeze(Sandbox *s, bool frozen);
+
+/* Pre-made empty network namespaces (loopback up), so a spawn joins one with setns() instead of
+ * paying for a new one on the request path. sandbox_host_refill() tops the pool up to `target`
+ * namespaces (made by briefly unsharing the daemon's own network namespace and switching back);
+ * call it off the request path. Returns the number made. Spawns fall back to CLONE_NEWNET when
+ * the pool is empty. */
+int sandbox_host_set_netns_target(SandboxHost *h, unsigned target);
+int sandbox_host_refill(SandboxHost *h, unsigned max_new);
+unsigned sandbox_host_netns_available(const SandboxHost *h);
+
 /* Kills it if alive, waits for PID 1 (bounded: the kill is synchronous in practice; gives up
  * after 2 s and logs at debug), removes the cgroup and the run dir, closes every fd.
  * Accepts NULL. Returns NULL. */
