@@ -178,6 +178,22 @@ static void instance_destroy(Pool *p, PoolInstance *i, PoolCause cause)
         p->ops.destroy(p->ctx, i);
 }
 
+/* True if i is one of the min_instances its function keeps warm at all times. */
+static bool instance_is_provisioned(Pool *p, const PoolInstance *i)
+{
+        FnState *s = fn_state(p, i->function, false);
+        unsigned have = 0;
+
+        if (!s || !s->known || s->cfg.min_instances == 0 || i->retired ||
+            s->cfg.version != i->version)
+                return false;
+        for (PoolInstance *o = p->instances; o; o = o->next)
+                if (o->state == POOL_INSTANCE_IDLE || o->state == POOL_INSTANCE_BUSY)
+                        if (instance_of(o, &s->cfg))
+                                have++;
+        return have <= s->cfg.min_instances;
+}
+
 static PoolInstance *find_lru_idle(const Pool *p)
 {
         PoolInstance *best = NULL;
@@ -191,8 +207,16 @@ static PoolInstance *find_lru_idle(const Pool *p)
 /* Evicts least recently used idle instances until `need` more bytes fit the budget. */
 static bool budget_make_room(Pool *p, uint64_t need)
 {
+        uint64_t idle = 0;
+
         if (p->cfg.memory_budget == 0)
                 return true;
+        /* Evict nothing unless evicting can make it fit. */
+        for (PoolInstance *i = p->instances; i; i = i->next)
+                if (i->state == POOL_INSTANCE_IDLE)
+                        idle += i->memory_bytes;
+        if (memory_reserved(p) - idle + need > p->cfg.memory_budget)
+                return false;
         while (memory_reserved(p) + need > p->cfg.memory_budget) {
                 PoolInstance *victim = find_lru_idle(p);
                 if (!victim)
@@ -271,16 +295,17 @@ static int try_grant(Pool *p, const PoolFunction *fn, PoolGrant *ret)
 
         if (!s)
                 return -ENOMEM;
+        /* The caps count running invocations, whatever tier serves them. */
+        if (fn->max_concurrency > 0 && count_busy(p, fn->name) >= fn->max_concurrency)
+                return 1;
+        if (p->cfg.max_busy > 0 && count_busy(p, NULL) >= p->cfg.max_busy)
+                return 1;
         i = take_warm(p, fn);
         if (i) {
                 p->counters.hits[POOL_TIER_WARM]++;
                 *ret = (PoolGrant){.tier = POOL_TIER_WARM, .cause = POOL_CAUSE_NONE, .inst = i};
                 return 0;
         }
-        if (fn->max_concurrency > 0 && count_busy(p, fn->name) >= fn->max_concurrency)
-                return 1;
-        if (p->cfg.max_busy > 0 && count_busy(p, NULL) >= p->cfg.max_busy)
-                return 1;
         if (!budget_make_room(p, fn->memory_bytes))
                 return 1;
 
@@ -390,10 +415,10 @@ void pool_release(Pool *p, PoolInstance *i, bool reusable)
         usec_t t = now(p);
 
         i->invocations++;
-        if (!reusable || i->keep_alive == 0)
-                instance_destroy(p, i, POOL_CAUSE_POOL_EMPTY);
-        else if (i->retired)
+        if (i->retired)
                 instance_destroy(p, i, POOL_CAUSE_CODE_CHANGED);
+        else if (!reusable || (i->keep_alive == 0 && !instance_is_provisioned(p, i)))
+                instance_destroy(p, i, POOL_CAUSE_POOL_EMPTY);
         else {
                 i->state = POOL_INSTANCE_IDLE;
                 i->idle_since = t;
@@ -453,6 +478,18 @@ void pool_remove_function(Pool *p, const char *name)
                 else
                         i->retired = true;
         }
+        /* Requests still waiting for it end now. */
+        for (Waiter *w = p->waiters; w;) {
+                Waiter *n = w->next;
+                if (strcmp(w->name, name) == 0) {
+                        void *waiter = w->waiter;
+                        waiter_unlink(p, w);
+                        free(w);
+                        p->ops.dequeued(p->ctx, waiter, NULL, -ENOENT);
+                        n = p->waiters;
+                }
+                w = n;
+        }
         for (FnState **pp = &p->fns; *pp; pp = &(*pp)->next)
                 if (strcmp((*pp)->name, name) == 0) {
                         FnState *s = *pp;
@@ -488,11 +525,13 @@ static void tick_idle(Pool *p, usec_t t, usec_t *next)
                 n = i->next;
                 if (i->state != POOL_INSTANCE_IDLE)
                         continue;
-                if (t - i->idle_since >= i->keep_alive) {
+                if (instance_is_provisioned(p, i)) {
+                        /* min_instances: never expires; only freezing applies. */
+                } else if (t - i->idle_since >= i->keep_alive) {
                         instance_destroy(p, i, POOL_CAUSE_EXPIRED);
                         continue;
-                }
-                *next = MIN(*next, i->idle_since + i->keep_alive);
+                } else
+                        *next = MIN(*next, i->idle_since + i->keep_alive);
                 if (i->frozen || p->cfg.freeze_after == 0)
                         continue;
                 if (t - i->idle_since >= p->cfg.freeze_after) {
@@ -544,6 +583,8 @@ static void tick_spawn(Pool *p, usec_t t, usec_t *next)
                 instance_link(p, i);
                 s->seen = true;
                 spawned++;
+                if (have + 1 < s->cfg.min_instances)
+                        *next = t; /* more to come, one per tick */
         }
         while (cells < p->cfg.prewarm_target) {
                 PoolInstance *i;
