@@ -330,3 +330,54 @@ int parse_uint64(const char *s, uint64_t *ret)
         *ret = v;
         return 0;
 }
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if there is none. */
+static size_t utf8_sequence(const unsigned char *s, size_t n)
+{
+        size_t need;
+        uint32_t cp;
+
+        if (s[0] < 0x80)
+                return s[0] != 0;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                need = 2, cp = s[0] & 0x1f;
+        else if (s[0] >= 0xe0 && s[0] <= 0xef)
+                need = 3, cp = s[0] & 0x0f;
+        else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+                need = 4, cp = s[0] & 0x07;
+        else
+                return 0;
+        if (n < need)
+                return 0;
+        for (size_t k = 1; k < need; k++) {
+                if ((s[k] & 0xc0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[k] & 0x3f);
+        }
+        /* Overlong forms, surrogates and values past U+10FFFF are not valid. */
+        if ((need == 3 && cp < 0x800) || (need == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return need;
+}
+
+char *utf8_sanitize(const char *s, size_t len)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        char *out = malloc(len + 1);
+        size_t i = 0;
+
+        if (!out)
+                return NULL;
+        while (i < len) {
+                size_t k = utf8_sequence(p + i, len - i);
+                if (k == 0) {
+                        out[i++] = '?';
+                        continue;
+                }
+                memcpy(out + i, p + i, k);
+                i += k;
+        }
+        out[len] = '\0';
+        return out;
+}

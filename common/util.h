@@ -43,3 +43,7 @@ bool name_is_valid(const char *s);
 
 /* Parses a decimal unsigned integer with no sign, no spaces, no trailing garbage. */
 int parse_uint64(const char *s, uint64_t *ret);
+
+/* A malloc'd, NUL-terminated copy of len bytes with every byte that is not part of valid UTF-8
+ * (or is NUL) replaced by '?', so JSON encoders accept it. NULL on OOM. */
+char *utf8_sanitize(const char *s, size_t len);

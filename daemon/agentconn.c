@@ -81,7 +81,7 @@ int agentconn_recv(int fd, AgentMsg *ret)
         return 0;
 }
 
-int agentconn_send_init(int fd, const Function *fn)
+int agentconn_send_init(int fd, const Function *fn, const char *region)
 {
         Fnbox__Envelope env = FNBOX__ENVELOPE__INIT;
         Fnbox__Init init = FNBOX__INIT__INIT;

@@ -38,7 +38,8 @@ void agent_msg_done(AgentMsg *m);
  * sent something malformed or unexpected (the caller kills the sandbox). */
 int agentconn_recv(int fd, AgentMsg *ret);
 
-int agentconn_send_init(int fd, const Function *fn);
+/* region: AWS_REGION for Lambda-style runtimes. */
+int agentconn_send_init(int fd, const Function *fn, const char *region);
 int agentconn_send_invoke(int fd, const char *request_id, const void *payload, size_t len,
                           uint64_t deadline_unix_ms);
 int agentconn_send_shutdown(int fd);

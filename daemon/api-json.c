@@ -26,7 +26,8 @@ static const char *const supported_runtimes[] = {"native"};
 #define SUPPORTED_RUNTIMES_TEXT "native"
 
 static const char *const allowed_fields[] = {
-    "runtime", "handler", "memory_mb", "timeout_ms", "env", "code",
+    "runtime", "handler",       "memory_mb",       "timeout_ms",    "env",
+    "code",    "keep_alive_ms", "max_concurrency", "min_instances",
 };
 
 /* Names the platform sets itself in the sandbox; a tenant must not override them. */
@@ -387,6 +388,25 @@ static int parse_limits(const json_t *root, FunctionSpec *spec, FnError *reterr)
                 return fn_error_set(reterr, -EINVAL,
                                     "field 'timeout_ms' must be an integer between %d and %d",
                                     FUNCTION_TIMEOUT_MIN_MS, FUNCTION_TIMEOUT_MAX_MS);
+        if (parse_uint_field(json_object_get(root, "keep_alive_ms"), 0, FUNCTION_KEEP_ALIVE_MAX_MS,
+                             FUNCTION_KEEP_ALIVE_DEFAULT_MS, &spec->keep_alive_ms) < 0)
+                return fn_error_set(reterr, -EINVAL,
+                                    "field 'keep_alive_ms' must be an integer between 0 and %d",
+                                    FUNCTION_KEEP_ALIVE_MAX_MS);
+        if (parse_uint_field(json_object_get(root, "max_concurrency"), 0, FUNCTION_CONCURRENCY_MAX,
+                             0, &spec->max_concurrency) < 0)
+                return fn_error_set(reterr, -EINVAL,
+                                    "field 'max_concurrency' must be an integer between 0 (no "
+                                    "cap of its own) and %d",
+                                    FUNCTION_CONCURRENCY_MAX);
+        if (parse_uint_field(json_object_get(root, "min_instances"), 0, FUNCTION_CONCURRENCY_MAX, 0,
+                             &spec->min_instances) < 0)
+                return fn_error_set(reterr, -EINVAL,
+                                    "field 'min_instances' must be an integer between 0 and %d",
+                                    FUNCTION_CONCURRENCY_MAX);
+        if (spec->max_concurrency > 0 && spec->min_instances > spec->max_concurrency)
+                return fn_error_set(reterr, -EINVAL,
+                                    "field 'min_instances' must not exceed 'max_concurrency'");
         return 0;
 }
 
@@ -493,6 +513,9 @@ static json_t *function_to_object(const Function *f)
             json_object_set_new(o, "handler", json_string(f->spec.handler)) < 0 ||
             json_object_set_new(o, "memory_mb", json_integer(f->spec.memory_mb)) < 0 ||
             json_object_set_new(o, "timeout_ms", json_integer(f->spec.timeout_ms)) < 0 ||
+            json_object_set_new(o, "keep_alive_ms", json_integer(f->spec.keep_alive_ms)) < 0 ||
+            json_object_set_new(o, "max_concurrency", json_integer(f->spec.max_concurrency)) < 0 ||
+            json_object_set_new(o, "min_instances", json_integer(f->spec.min_instances)) < 0 ||
             json_object_set_new(o, "env", env_to_object(&f->spec)) < 0 ||
             json_object_set_new(o, "code_sha256", json_string(f->code_sha256)) < 0 ||
             json_object_set_new(o, "code_size", json_u64(f->code_size)) < 0 ||

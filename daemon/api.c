@@ -23,6 +23,8 @@ typedef enum Route {
         ROUTE_FUNCTION,
         ROUTE_INVOKE,
         ROUTE_INVOCATION,
+        ROUTE_POOL,
+        ROUTE_METRICS,
 } Route;
 
 struct Api {
@@ -33,6 +35,7 @@ struct Api {
         LoopSource *mhd_src;
         uint16_t port;
         struct Request *suspended; /* requests waiting on a function */
+        bool in_mhd;               /* inside MHD_run: it must not be entered again */
 };
 
 typedef struct Request {
@@ -45,6 +48,7 @@ typedef struct Request {
         bool started;  /* the first callback has run */
         bool rejected; /* an error answer was queued; discard the rest */
         /* an answer to queue on the next callback */
+        bool answered; /* an answer is waiting in pending (NULL there: out of memory) */
         unsigned pending_status;
         struct MHD_Response *pending;
         Invocation *invocation;
@@ -106,6 +110,7 @@ static void request_answer(Request *req, unsigned status, struct MHD_Response *r
                 MHD_destroy_response(req->pending);
         req->pending = resp;
         req->pending_status = status;
+        req->answered = true;
         if (!resp)
                 req->pending_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 }
@@ -168,6 +173,10 @@ static Route route_parse(const char *url, char name[65])
         name[0] = '\0';
         if (strcmp(url, "/healthz") == 0)
                 return ROUTE_HEALTH;
+        if (strcmp(url, "/metrics") == 0)
+                return ROUTE_METRICS;
+        if (strcmp(url, "/v1/pool") == 0)
+                return ROUTE_POOL;
         if (strcmp(url, "/v1/functions") == 0 || strcmp(url, "/v1/functions/") == 0)
                 return ROUTE_FUNCTIONS;
         if (strncmp(url, "/v1/invocations/", 16) == 0) {
@@ -204,6 +213,8 @@ static bool method_allowed(Route route, const char *method, const char **ret_all
             [ROUTE_FUNCTION] = "GET, PUT, DELETE",
             [ROUTE_INVOKE] = "POST",
             [ROUTE_INVOCATION] = "GET",
+            [ROUTE_POOL] = "GET",
+            [ROUTE_METRICS] = "GET",
         };
         const char *a = allow[route];
         size_t ml = strlen(method);
@@ -288,6 +299,7 @@ static void handle_delete(Request *req)
                                      "cannot delete the function");
                 return;
         }
+        invoker_remove_function(req->api->inv, req->name);
         log_info("deleted function %s", req->name);
         request_answer(req, MHD_HTTP_NO_CONTENT,
                        MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
@@ -317,6 +329,10 @@ static void handle_put(Request *req)
                                      err.msg[0] ? err.msg : strerror(-r));
                 return;
         }
+        r = invoker_set_function(req->api->inv, f);
+        if (r < 0)
+                log_warning_errno(r, "Cannot hand function %s to the invoker, ignoring: %m",
+                                  f->spec.name);
         log_info("%s function %s version %" PRIu64 " (code %.12s)", created ? "created" : "updated",
                  f->spec.name, f->version, f->code_sha256);
         request_answer(req, created ? MHD_HTTP_CREATED : MHD_HTTP_OK,
@@ -325,22 +341,28 @@ static void handle_put(Request *req)
 
 static char *invocation_record_to_json(const InvokeResult *res)
 {
-        json_t *o = json_pack(
-            "{s:s, s:s, s:s, s:s, s:f, s:I, s:I, s:s#, s:b}", "id", res->id, "function",
-            res->function, "outcome", invoke_outcome_to_string(res->outcome), "start",
-            invoke_start_to_string(res->start), "duration_ms", (double)res->run_usec / 1000.0,
-            "billed_ms", (json_int_t)res->billed_ms, "max_memory_used_mb",
-            (json_int_t)((res->memory_peak_bytes + 1024 * 1024 - 1) / (1024 * 1024)), "log",
-            res->log ? res->log : "", res->log ? res->log_len : (size_t)0, "log_truncated",
-            res->log_truncated);
+        /* What a function printed is arbitrary bytes; JSON wants UTF-8. */
+        _cleanup_free_ char *log = utf8_sanitize(res->log ? res->log : "", res->log_len);
+        _cleanup_free_ char *type = utf8_sanitize(res->error_type, strlen(res->error_type));
+        _cleanup_free_ char *msg = utf8_sanitize(res->error_message, strlen(res->error_message));
+        json_t *o;
         char *s;
 
+        if (!log || !type || !msg)
+                return NULL;
+        o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:f, s:f, s:I, s:I, s:s, s:b}", "id", res->id,
+                      "function", res->function, "outcome", invoke_outcome_to_string(res->outcome),
+                      "start", invoke_start_to_string(res->start), "start_cause", res->start_cause,
+                      "duration_ms", (double)res->run_usec / 1000.0, "total_ms",
+                      (double)res->total_usec / 1000.0, "billed_ms", (json_int_t)res->billed_ms,
+                      "max_memory_used_mb",
+                      (json_int_t)((res->memory_peak_bytes + 1024 * 1024 - 1) / (1024 * 1024)),
+                      "log", log, "log_truncated", res->log_truncated);
         if (!o)
                 return NULL;
         if (res->outcome != INVOKE_OK)
                 (void)json_object_set_new(o, "error",
-                                          json_pack("{s:s, s:s}", "type", res->error_type,
-                                                    "message", res->error_message));
+                                          json_pack("{s:s, s:s}", "type", type, "message", msg));
         s = json_dumps(o, JSON_COMPACT);
         json_decref(o);
         return s;
@@ -369,6 +391,8 @@ static unsigned status_for_outcome(InvokeOutcome o)
                 return MHD_HTTP_GATEWAY_TIMEOUT;
         case INVOKE_PLATFORM_ERROR:
                 return MHD_HTTP_SERVICE_UNAVAILABLE;
+        case INVOKE_THROTTLED:
+                return MHD_HTTP_TOO_MANY_REQUESTS;
         default:
                 return MHD_HTTP_BAD_GATEWAY;
         }
@@ -381,6 +405,8 @@ static void add_invoke_headers(struct MHD_Response *resp, const InvokeResult *re
 
         (void)MHD_add_response_header(resp, "X-Fnbox-Invocation-Id", res->id);
         (void)MHD_add_response_header(resp, "X-Fnbox-Start", invoke_start_to_string(res->start));
+        if (res->start_cause)
+                (void)MHD_add_response_header(resp, "X-Fnbox-Start-Cause", res->start_cause);
         for (size_t k = 0; k < res->n_phases && n < sizeof(timing); k++)
                 n +=
                     (size_t)snprintf(timing + n, sizeof(timing) - n, "%s%s;dur=%.3f", k ? ", " : "",
@@ -397,6 +423,15 @@ static void add_invoke_headers(struct MHD_Response *resp, const InvokeResult *re
         (void)MHD_add_response_header(resp, "X-Fnbox-Max-Memory-Used-Mb", buf);
         if (res->outcome != INVOKE_OK)
                 (void)MHD_add_response_header(resp, "X-Fnbox-Function-Error", res->error_type);
+}
+
+static void api_run(Api *api)
+{
+        if (api->in_mhd)
+                return;
+        api->in_mhd = true;
+        (void)MHD_run(api->mhd);
+        api->in_mhd = false;
 }
 
 static void request_unsuspend(Request *req)
@@ -416,23 +451,38 @@ static void request_unsuspend(Request *req)
 static void on_invoke_done(const InvokeResult *res, void *userdata)
 {
         Request *req = userdata;
+        Api *api = req->api;
         struct MHD_Response *resp;
         unsigned status = status_for_outcome(res->outcome);
 
-        if (res->outcome == INVOKE_OK) {
+        if (res->outcome == INVOKE_OK || (res->outcome == INVOKE_FUNCTION_ERROR && res->body)) {
+                /* The function's response; or the error body a Lambda-style runtime posted
+                 * ({"errorMessage","errorType","stackTrace"}), passed through as Lambda does. */
                 resp = MHD_create_response_from_buffer(res->body_len, res->body,
                                                        MHD_RESPMEM_MUST_COPY);
                 if (resp)
                         (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                                      "application/octet-stream");
+                                                      res->outcome == INVOKE_OK
+                                                          ? "application/octet-stream"
+                                                          : "application/json");
         } else
                 resp = error_response(res->error_type, "%s", res->error_message);
-        if (resp)
+        if (resp) {
                 add_invoke_headers(resp, res);
+                if (res->outcome == INVOKE_THROTTLED) {
+                        char secs[32];
+                        usec_t t = pool_config(invoker_pool(api->inv))->queue_timeout;
+                        (void)snprintf(secs, sizeof(secs), "%" PRIu64,
+                                       MAX((t + USEC_PER_SEC - 1) / USEC_PER_SEC, (usec_t)1));
+                        (void)MHD_add_response_header(resp, "Retry-After", secs);
+                }
+        }
         request_answer(req, status, resp);
         if (req->invocation) {
                 req->invocation = NULL;
                 request_unsuspend(req);
+                /* Send the answer now, before whatever else this loop round holds. */
+                api_run(api);
         }
         /* else: called from within invoker_submit, the request is not suspended yet */
 }
@@ -440,11 +490,10 @@ static void on_invoke_done(const InvokeResult *res, void *userdata)
 static void handle_invoke(Request *req)
 {
         Api *api = req->api;
-        Function *f = NULL;
         Invocation *i = NULL;
         int r;
 
-        r = registry_get(api->reg, req->name, &f);
+        r = invoker_submit(api->inv, req->name, req->body, req->body_len, on_invoke_done, req, &i);
         if (r == -ENOENT) {
                 char msg[128];
                 (void)snprintf(msg, sizeof(msg), "function '%s' not found", req->name);
@@ -452,24 +501,75 @@ static void handle_invoke(Request *req)
                 return;
         }
         if (r < 0) {
-                request_answer_error(req, status_for_errno(r), "InternalError",
-                                     "cannot read the function");
-                return;
-        }
-        r = invoker_submit(api->inv, f, req->body, req->body_len, on_invoke_done, req, &i);
-        if (r < 0) {
                 request_answer_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable",
                                      strerror(-r));
                 return;
         }
-        if (!i || req->pending)
-                return; /* already answered */
+        if (!i || req->answered)
+                return; /* already answered (throttled, or no sandbox) */
         req->invocation = i;
         req->next = api->suspended;
         if (req->next)
                 req->next->prev = req;
         api->suspended = req;
         MHD_suspend_connection(req->conn);
+}
+
+static void pool_instance_json(const PoolInstance *i, void *userdata)
+{
+        json_t *arr = userdata;
+        const char *state = i->state == POOL_INSTANCE_IDLE && i->frozen
+                                ? "frozen"
+                                : pool_instance_state_to_string(i->state);
+
+        (void)json_array_append_new(arr, json_pack("{s:s, s:s?, s:I, s:I, s:I}", "state", state,
+                                                   "function", i->function[0] ? i->function : NULL,
+                                                   "version", (json_int_t)i->version, "memory_mb",
+                                                   (json_int_t)(i->memory_bytes / (1024 * 1024)),
+                                                   "invocations", (json_int_t)i->invocations));
+}
+
+static void handle_pool(Request *req)
+{
+        const Pool *pool = invoker_pool(req->api->inv);
+        const PoolConfig *cfg = pool_config(pool);
+        PoolStats st;
+        json_t *o, *states, *hits, *instances;
+        char *text;
+
+        pool_get_stats(pool, &st);
+        instances = json_array();
+        pool_foreach(pool, pool_instance_json, instances);
+        states = json_pack(
+            "{s:I, s:I, s:I, s:I, s:I}", "prewarmed", (json_int_t)st.by_state[POOL_INSTANCE_CELL],
+            "starting", (json_int_t)st.by_state[POOL_INSTANCE_STARTING], "warm_idle",
+            (json_int_t)(st.by_state[POOL_INSTANCE_IDLE] - st.frozen), "frozen",
+            (json_int_t)st.frozen, "busy", (json_int_t)st.by_state[POOL_INSTANCE_BUSY]);
+        hits = json_pack("{s:I, s:I, s:I}", "warm", (json_int_t)st.hits[POOL_TIER_WARM],
+                         "prewarmed", (json_int_t)st.hits[POOL_TIER_PREWARMED], "cold",
+                         (json_int_t)st.hits[POOL_TIER_COLD]);
+        o = json_pack("{s:o, s:o, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, "
+                      "s:o}",
+                      "instances_by_state", states, "starts", hits, "memory_reserved_mb",
+                      (json_int_t)(st.memory_reserved / (1024 * 1024)), "memory_budget_mb",
+                      (json_int_t)(cfg->memory_budget / (1024 * 1024)), "queued",
+                      (json_int_t)st.queued, "throttled", (json_int_t)st.rejected, "evictions",
+                      "expired", (json_int_t)st.evictions[POOL_CAUSE_EXPIRED], "memory",
+                      (json_int_t)st.evictions[POOL_CAUSE_EVICTED], "code_changed",
+                      (json_int_t)st.evictions[POOL_CAUSE_CODE_CHANGED], "config", "prewarm_target",
+                      (json_int_t)cfg->prewarm_target, "max_busy", (json_int_t)cfg->max_busy,
+                      "queue_max", (json_int_t)cfg->queue_max, "queue_timeout_ms",
+                      (json_int_t)(cfg->queue_timeout / USEC_PER_MSEC), "instances", instances);
+        text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        request_answer(req, MHD_HTTP_OK, response_from_string(text, "application/json"));
+}
+
+static void handle_metrics(Request *req)
+{
+        request_answer(
+            req, MHD_HTTP_OK,
+            response_from_string(invoker_metrics(req->api->inv), "text/plain; version=0.0.4"));
 }
 
 /* ---- libmicrohttpd glue ---- */
@@ -496,6 +596,12 @@ static void request_dispatch(Request *req, const char *method)
                 break;
         case ROUTE_INVOCATION:
                 handle_invocation(req);
+                break;
+        case ROUTE_POOL:
+                handle_pool(req);
+                break;
+        case ROUTE_METRICS:
+                handle_metrics(req);
                 break;
         case ROUTE_NONE:
                 break;
@@ -591,7 +697,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 req->conn = conn;
                 *con_cls = req;
                 request_start(req, url, method);
-                if (req->pending && req->pending_status == MHD_HTTP_CONTENT_TOO_LARGE) {
+                if (req->answered && req->pending_status == MHD_HTTP_CONTENT_TOO_LARGE) {
                         /* Answer now, before reading the body (the connection closes). */
                         req->rejected = true;
                         return queue(conn, req->pending_status, TAKE_PTR(req->pending));
@@ -601,7 +707,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
         if (*upload_data_size > 0) {
                 /* Discard the body of a request already refused; else keep it. */
-                if (!req->pending && !req->rejected)
+                if (!req->answered && !req->rejected)
                         (void)request_take_body(req, upload_data, *upload_data_size);
                 *upload_data_size = 0;
                 return MHD_YES;
@@ -609,9 +715,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
         if (req->rejected)
                 return MHD_YES;
-        if (!req->pending && !req->invocation)
+        if (!req->answered && !req->invocation)
                 request_dispatch(req, method);
-        if (req->pending) {
+        if (req->answered) {
                 req->rejected = true; /* answered */
                 return queue(conn, req->pending_status, TAKE_PTR(req->pending));
         }
@@ -636,9 +742,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static int on_mhd_io(LoopSource *s, int fd, uint32_t revents, void *userdata)
 {
-        Api *api = userdata;
-
-        (void)MHD_run(api->mhd);
+        api_run(userdata);
         return 0;
 }
 
@@ -648,7 +752,7 @@ static usec_t on_prepare(void *userdata)
         MHD_UNSIGNED_LONG_LONG ms;
 
         /* Run MHD once per loop round so resumed connections and timeouts are handled. */
-        (void)MHD_run(api->mhd);
+        api_run(api);
         if (MHD_get_timeout(api->mhd, &ms) != MHD_YES)
                 return USEC_INFINITY;
         return (usec_t)ms * USEC_PER_MSEC;

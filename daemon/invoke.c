@@ -8,18 +8,35 @@
 #include <sys/stat.h>
 
 #include "agentconn.h"
+#include "metrics.h"
 #include "log.h"
 #include "sandbox-cgroup.h"
 #include "util.h"
 
-typedef enum InvocationState {
-        STATE_SPAWNED, /* clone done, waiting for Ready */
-        STATE_INIT,    /* Init sent, waiting for InitResult */
-        STATE_RUNNING, /* Invoke sent, waiting for Result */
-        STATE_DONE,
-} InvocationState;
+/* Where an instance's agent is in its life. */
+typedef enum InstancePhase {
+        PHASE_SPAWNED, /* cloned, waiting for Ready */
+        PHASE_CELL,    /* ready stem cell, no code */
+        PHASE_INIT,    /* Init sent, waiting for InitResult */
+        PHASE_LOADED,  /* function loaded: idle or running */
+} InstancePhase;
 
-/* A sandbox that was killed and waits for PID 1 to exit before its cgroup can go. */
+typedef struct Instance {
+        PoolInstance pi; /* first: the pool's part */
+        Invoker *inv;
+        Sandbox *sandbox;
+        LoopSource *chan_src, *pid_src, *timer_src;
+        int log_fd;
+        InstancePhase phase;
+        Function *fn;    /* what it serves (a copy); NULL for a stem cell */
+        Invocation *cur; /* the invocation it runs, if any */
+        usec_t t_spawn_begin, t_spawned;
+        uint64_t oom_kills; /* at the start of the current invocation */
+        bool dead;          /* destroyed by the pool; freed at the next safe point */
+        struct Instance *prev, *next;
+} Instance;
+
+/* A killed sandbox waiting for PID 1 to exit before its cgroup can go. */
 typedef struct Corpse {
         Invoker *inv;
         Sandbox *sandbox;
@@ -27,16 +44,19 @@ typedef struct Corpse {
         struct Corpse *prev, *next;
 } Corpse;
 
+typedef struct FunctionEntry {
+        Function *fn;
+        struct FunctionEntry *next;
+} FunctionEntry;
+
 struct Invocation {
         Invoker *inv;
-        Function *fn;
+        Function *fn; /* a copy */
         void *payload;
         size_t payload_len;
-        Sandbox *sandbox;
-        LoopSource *chan_src, *pid_src, *timer_src;
-        int log_fd;
-        InvocationState state;
-        usec_t t_submit, t_spawned, t_ready, t_loaded, t_run;
+        Instance *inst;
+        bool queued;
+        usec_t t_submit, t_granted, t_ready, t_run;
         InvokeResult res;
         invoke_done_cb cb;
         void *userdata;
@@ -47,12 +67,26 @@ struct Invoker {
         Loop *loop;
         SandboxHost *host;
         InvokerConfig cfg;
-        Invocation *running;
+        Pool *pool;
+        Metrics *metrics;
+        LoopSource *tick_src;
+        usec_t tick_at;
+        FunctionEntry *functions;
+        Instance *instances; /* alive */
+        size_t n_instances;
+        Instance *dead; /* destroyed, memory not yet released */
+        Invocation *invocations;
+        size_t n_invocations;
         Corpse *corpses;
-        size_t n_corpses, n_running;
+        size_t n_corpses;
+        uint64_t seq;
+        char spawn_error[256]; /* why the last spawn failed, for 503 answers */
         InvokeResult *records; /* ring of finished invocations (no bodies) */
         size_t n_records, next_record;
 };
+
+/* A stem cell's limits until a function takes it over. */
+#define CELL_MEMORY_MB 128u
 
 static const char *const start_names[_INVOKE_START_MAX] = {
     [INVOKE_START_COLD] = "cold",
@@ -73,6 +107,7 @@ static const char *const outcome_names[_INVOKE_OUTCOME_MAX] = {
     [INVOKE_OUT_OF_MEMORY] = "out-of-memory",
     [INVOKE_TIMEOUT] = "timeout",
     [INVOKE_PLATFORM_ERROR] = "platform-error",
+    [INVOKE_THROTTLED] = "throttled",
 };
 
 const char *invoke_outcome_to_string(InvokeOutcome o)
@@ -86,26 +121,6 @@ static void result_done(InvokeResult *r)
         free(r->log);
         r->body = NULL;
         r->log = NULL;
-}
-
-int invoker_new(Loop *loop, SandboxHost *host, const InvokerConfig *cfg, Invoker **ret)
-{
-        Invoker *inv = calloc(1, sizeof(*inv));
-
-        if (!inv)
-                return -ENOMEM;
-        inv->loop = loop;
-        inv->host = host;
-        inv->cfg = *cfg;
-        if (inv->cfg.records_max > 0) {
-                inv->records = calloc(inv->cfg.records_max, sizeof(*inv->records));
-                if (!inv->records) {
-                        free(inv);
-                        return -ENOMEM;
-                }
-        }
-        *ret = inv;
-        return 0;
 }
 
 /* ---- corpses: killed sandboxes waiting for PID 1 to exit ---- */
@@ -158,7 +173,7 @@ static void sandbox_retire(Invoker *inv, Sandbox *sb)
 
 size_t invoker_sandboxes_alive(const Invoker *inv)
 {
-        return inv->n_corpses + inv->n_running;
+        return inv->n_corpses + inv->n_instances;
 }
 
 /* ---- records ---- */
@@ -193,268 +208,6 @@ const InvokeResult *invoker_find_record(Invoker *inv, const char *id)
         return NULL;
 }
 
-/* ---- invocations ---- */
-
-static void invocation_unlink(Invocation *i)
-{
-        Invoker *inv = i->inv;
-
-        if (i->prev)
-                i->prev->next = i->next;
-        else if (inv->running == i)
-                inv->running = i->next;
-        if (i->next)
-                i->next->prev = i->prev;
-        i->prev = i->next = NULL;
-        inv->n_running--;
-}
-
-static void invocation_free(Invocation *i)
-{
-        loop_source_free(i->chan_src);
-        loop_source_free(i->pid_src);
-        loop_source_free(i->timer_src);
-        safe_close(i->log_fd);
-        result_done(&i->res);
-        function_free(i->fn);
-        free(i->payload);
-        free(i);
-}
-
-static void phase_add(InvokeResult *res, const char *name, usec_t from, usec_t to)
-{
-        if (res->n_phases >= INVOKE_PHASES_MAX || from == 0 || to < from)
-                return;
-        res->phases[res->n_phases++] = (InvokePhase){.name = name, .usec = to - from};
-}
-
-/* Reads what the function printed from the agent's log memfd, capped at INVOKE_LOG_MAX. */
-static void collect_log(Invocation *i)
-{
-        struct stat st;
-        size_t keep;
-        ssize_t n;
-        static const char marker[] = "\n[fnbox: output truncated]\n";
-
-        if (i->log_fd < 0 || fstat(i->log_fd, &st) < 0 || st.st_size <= 0)
-                return;
-        keep = MIN((size_t)st.st_size, (size_t)INVOKE_LOG_MAX);
-        i->res.log = malloc(keep + sizeof(marker));
-        if (!i->res.log)
-                return;
-        n = pread(i->log_fd, i->res.log, keep, 0);
-        if (n < 0)
-                n = 0;
-        i->res.log_len = (size_t)n;
-        if ((size_t)st.st_size > keep) {
-                memcpy(i->res.log + i->res.log_len, marker, sizeof(marker) - 1);
-                i->res.log_len += sizeof(marker) - 1;
-                i->res.log_truncated = true;
-        }
-        i->res.log[i->res.log_len] = '\0';
-}
-
-/* Ends the invocation: collects figures, answers the caller, retires the sandbox. */
-static void invocation_finish(Invocation *i, InvokeOutcome outcome, const char *type,
-                              const char *fmt, ...) _printf_(4, 5);
-static void invocation_finish(Invocation *i, InvokeOutcome outcome, const char *type,
-                              const char *fmt, ...)
-{
-        Invoker *inv = i->inv;
-        usec_t now = now_usec();
-        uint64_t peak = 0;
-
-        if (i->state == STATE_DONE)
-                return;
-        i->state = STATE_DONE;
-        i->res.outcome = outcome;
-        if (type)
-                (void)snprintf(i->res.error_type, sizeof(i->res.error_type), "%s", type);
-        if (fmt) {
-                va_list ap;
-                va_start(ap, fmt);
-                (void)vsnprintf(i->res.error_message, sizeof(i->res.error_message), fmt, ap);
-                va_end(ap);
-        }
-        if (i->t_run != 0 && i->res.run_usec == 0)
-                i->res.run_usec = now - i->t_run;
-        if (i->t_run != 0)
-                phase_add(&i->res, "run", i->t_run, now);
-        i->res.total_usec = now - i->t_submit;
-        /* Lambda bills whole milliseconds, rounded up. */
-        i->res.billed_ms = (i->res.run_usec + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
-        if (i->sandbox && sandbox_memory_peak(i->sandbox, &peak) >= 0)
-                i->res.memory_peak_bytes = peak;
-        collect_log(i);
-
-        loop_source_free(i->chan_src);
-        loop_source_free(i->pid_src);
-        loop_source_free(i->timer_src);
-        i->chan_src = i->pid_src = i->timer_src = NULL;
-        sandbox_retire(inv, TAKE_PTR(i->sandbox));
-        invocation_unlink(i);
-
-        log_debug("invocation %s of %s: %s in %" PRIu64 " us", i->res.id, i->res.function,
-                  invoke_outcome_to_string(outcome), i->res.total_usec);
-        record_store(inv, &i->res);
-        if (i->cb)
-                i->cb(&i->res, i->userdata);
-        invocation_free(i);
-}
-
-/* Returns true if the invocation finished (and was freed). */
-static bool invocation_send_invoke(Invocation *i)
-{
-        usec_t now = now_usec();
-        uint64_t deadline = now_realtime_usec() / USEC_PER_MSEC + i->fn->spec.timeout_ms;
-        int r;
-
-        i->t_run = now;
-        r = agentconn_send_invoke(sandbox_channel_fd(i->sandbox), i->res.id, i->payload,
-                                  i->payload_len, deadline);
-        if (r < 0) {
-                invocation_finish(i, INVOKE_CRASHED, "Crashed", "cannot send the event: %s",
-                                  strerror(-r));
-                return true;
-        }
-        i->state = STATE_RUNNING;
-        (void)loop_source_set_time(i->timer_src,
-                                   now + (usec_t)i->fn->spec.timeout_ms * USEC_PER_MSEC);
-        return false;
-}
-
-/* Returns true if the invocation finished (and was freed). */
-static bool invocation_handle_msg(Invocation *i, AgentMsg *m)
-{
-        usec_t now = now_usec();
-        int r;
-
-        if (m->type == AGENT_MSG_READY && i->state == STATE_SPAWNED) {
-                i->t_ready = now;
-                phase_add(&i->res, "agent", i->t_spawned, now);
-                i->log_fd = TAKE_FD(m->log_fd);
-                r = agentconn_send_init(sandbox_channel_fd(i->sandbox), i->fn);
-                if (r < 0) {
-                        invocation_finish(i, INVOKE_CRASHED, "Crashed", "cannot send init: %s",
-                                          strerror(-r));
-                        return true;
-                }
-                i->state = STATE_INIT;
-                return false;
-        }
-        if (m->type == AGENT_MSG_INIT_RESULT && i->state == STATE_INIT) {
-                i->t_loaded = now;
-                phase_add(&i->res, "load", i->t_ready, now);
-                if (m->ok)
-                        return invocation_send_invoke(i);
-                invocation_finish(i, INVOKE_INIT_ERROR,
-                                  m->error_type[0] ? m->error_type : "InitError", "%s",
-                                  m->error_message);
-                return true;
-        }
-        if (m->type == AGENT_MSG_RESULT && i->state == STATE_RUNNING &&
-            strcmp(m->request_id, i->res.id) == 0) {
-                i->res.run_usec = now - i->t_run;
-                if (m->ok) {
-                        i->res.body = TAKE_PTR(m->payload);
-                        i->res.body_len = m->payload_len;
-                        invocation_finish(i, INVOKE_OK, NULL, NULL);
-                } else
-                        invocation_finish(i, INVOKE_FUNCTION_ERROR,
-                                          m->error_type[0] ? m->error_type : "FunctionError", "%s",
-                                          m->error_message);
-                return true;
-        }
-        invocation_finish(i, INVOKE_CRASHED, "Crashed", "the sandbox's agent broke the protocol");
-        return true;
-}
-
-/* Reads every waiting message. Returns true if the invocation finished (and was freed). */
-static bool invocation_drain(Invocation *i)
-{
-        for (;;) {
-                AgentMsg m = {.log_fd = -EBADF};
-                bool done;
-                int r;
-
-                if (!i->chan_src)
-                        return false;
-                r = agentconn_recv(sandbox_channel_fd(i->sandbox), &m);
-                if (r == -EAGAIN)
-                        return false;
-                if (r == -ECONNRESET) {
-                        /* The agent is gone; the pidfd tells why. */
-                        i->chan_src = loop_source_free(i->chan_src);
-                        return false;
-                }
-                if (r < 0) {
-                        invocation_finish(i, INVOKE_CRASHED, "Crashed",
-                                          "the sandbox's agent sent a malformed message");
-                        return true;
-                }
-                done = invocation_handle_msg(i, &m);
-                agent_msg_done(&m);
-                if (done)
-                        return true;
-        }
-}
-
-static int on_channel(LoopSource *s, int fd, uint32_t revents, void *userdata)
-{
-        (void)invocation_drain(userdata);
-        return 0;
-}
-
-static int on_exit_pidfd(LoopSource *s, int fd, uint32_t revents, void *userdata)
-{
-        Invocation *i = userdata;
-        SandboxExit ex;
-        int r;
-
-        /* A Result sent just before PID 1 died still counts. */
-        if (invocation_drain(i))
-                return 0;
-        r = sandbox_reap(i->sandbox, &ex);
-        if (r == -EAGAIN)
-                return 0;
-        if (r < 0) {
-                invocation_finish(i, INVOKE_CRASHED, "Crashed", "cannot reap the sandbox: %s",
-                                  strerror(-r));
-                return 0;
-        }
-        if (ex.setup_failed)
-                invocation_finish(i, INVOKE_PLATFORM_ERROR, "SandboxError",
-                                  "sandbox setup failed at step '%s': %s",
-                                  sandbox_step_to_string(ex.step), strerror(ex.step_errno));
-        else if (ex.oom_killed)
-                invocation_finish(i, INVOKE_OUT_OF_MEMORY, "OutOfMemory",
-                                  "the function exceeded its memory limit of %" PRIu32 " MB",
-                                  i->fn->spec.memory_mb);
-        else if (ex.signal > 0)
-                invocation_finish(i, INVOKE_CRASHED, "Crashed",
-                                  "the function crashed: signal %d (%s)", ex.signal,
-                                  strsignal(ex.signal));
-        else
-                invocation_finish(i, INVOKE_CRASHED, "Crashed",
-                                  "the function exited with code %d before answering",
-                                  ex.exit_code);
-        return 0;
-}
-
-static int on_timer(LoopSource *s, usec_t now, void *userdata)
-{
-        Invocation *i = userdata;
-
-        if (i->state == STATE_RUNNING)
-                invocation_finish(i, INVOKE_TIMEOUT, "Timeout", "Task timed out after %.2f seconds",
-                                  (double)i->fn->spec.timeout_ms / 1000.0);
-        else
-                invocation_finish(i, INVOKE_TIMEOUT, "Timeout",
-                                  "the sandbox was not ready within %u seconds",
-                                  (unsigned)(INVOKE_INIT_TIMEOUT_USEC / USEC_PER_SEC));
-        return 0;
-}
-
 static int make_uuid(char out[37])
 {
         uint8_t b[16];
@@ -471,111 +224,861 @@ static int make_uuid(char out[37])
         return 0;
 }
 
-static int invocation_start_sandbox(Invocation *i, FnError *reterr)
+static void phase_add(InvokeResult *res, const char *name, usec_t from, usec_t to)
 {
-        Invoker *inv = i->inv;
+        if (res->n_phases >= INVOKE_PHASES_MAX || from == 0 || to < from)
+                return;
+        res->phases[res->n_phases++] = (InvokePhase){.name = name, .usec = to - from};
+}
+
+/* ---- functions ---- */
+
+static Function *function_dup(const Function *f)
+{
+        Function *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return NULL;
+        *c = *f;
+        c->spec.env = NULL;
+        c->spec.n_env = 0;
+        if (f->spec.n_env > 0) {
+                c->spec.env = calloc(f->spec.n_env, sizeof(*c->spec.env));
+                if (!c->spec.env)
+                        return function_free(c);
+                for (size_t k = 0; k < f->spec.n_env; k++) {
+                        c->spec.env[k].key = strdup(f->spec.env[k].key);
+                        c->spec.env[k].value = strdup(f->spec.env[k].value);
+                        c->spec.n_env = k + 1;
+                        if (!c->spec.env[k].key || !c->spec.env[k].value)
+                                return function_free(c);
+                }
+        }
+        return c;
+}
+
+static PoolFunction pool_function(const Function *f)
+{
+        return (PoolFunction){
+            .name = f->spec.name,
+            .version = f->version,
+            .memory_bytes = (uint64_t)f->spec.memory_mb * 1024 * 1024,
+            .keep_alive = (usec_t)f->spec.keep_alive_ms * USEC_PER_MSEC,
+            .max_concurrency = f->spec.max_concurrency,
+            .min_instances = f->spec.min_instances,
+        };
+}
+
+static FunctionEntry *function_entry(Invoker *inv, const char *name)
+{
+        for (FunctionEntry *e = inv->functions; e; e = e->next)
+                if (strcmp(e->fn->spec.name, name) == 0)
+                        return e;
+        return NULL;
+}
+
+/* ---- the tick: pool housekeeping and prewarming, off the request path ---- */
+
+static int on_tick(LoopSource *s, usec_t now, void *userdata);
+static void invoker_release_dead(Invoker *inv);
+
+/* Runs the pool's tick at `when` at the latest. */
+static void tick_schedule(Invoker *inv, usec_t when)
+{
+        if (!inv->tick_src || when >= inv->tick_at)
+                return;
+        inv->tick_at = when;
+        (void)loop_source_set_time(inv->tick_src, when);
+}
+
+/* After a request changed the pool: a little later, so the answer goes out first. */
+static void tick_soon(Invoker *inv)
+{
+        tick_schedule(inv, now_usec() + 200);
+}
+
+static int on_tick(LoopSource *s, usec_t now, void *userdata)
+{
+        Invoker *inv = userdata;
+        usec_t next;
+
+        invoker_release_dead(inv);
+        inv->tick_at = USEC_INFINITY;
+        next = pool_tick(inv->pool);
+        /* Network namespaces for future sandboxes, one per tick. */
+        if (sandbox_host_netns_available(inv->host) < inv->cfg.netns_target) {
+                int r = sandbox_host_refill(inv->host, 1);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot make a network namespace: %m");
+                else if (sandbox_host_netns_available(inv->host) < inv->cfg.netns_target)
+                        next = MIN(next, now_usec() + 100);
+        }
+        if (next != USEC_INFINITY)
+                tick_schedule(inv, MAX(next, now_usec() + 100));
+        return 0;
+}
+
+/* ---- instances ---- */
+
+static Instance *instance_of(PoolInstance *pi)
+{
+        return (Instance *)pi;
+}
+
+static void instance_disarm(Instance *in)
+{
+        (void)loop_source_set_time(in->timer_src, USEC_INFINITY);
+}
+
+static void invocation_finish(Invocation *i, bool reusable, InvokeOutcome outcome, const char *type,
+                              const char *fmt, ...) _printf_(5, 6);
+
+/* The instance cannot go on: a running invocation ends with the outcome, then it goes. */
+static void instance_fail(Instance *in, InvokeOutcome outcome, const char *type,
+                          const char *message)
+{
+        if (in->cur)
+                invocation_finish(in->cur, false, outcome, type, "%s", message);
+        else
+                pool_instance_lost(in->inv->pool, &in->pi);
+        tick_soon(in->inv);
+}
+
+static void invocation_send_invoke(Invocation *i)
+{
+        Instance *in = i->inst;
+        uint64_t deadline = now_realtime_usec() / USEC_PER_MSEC + i->fn->spec.timeout_ms;
+        int r;
+
+        (void)sandbox_oom_kills(in->sandbox, &in->oom_kills);
+        i->t_run = now_usec();
+        r = agentconn_send_invoke(sandbox_channel_fd(in->sandbox), i->res.id, i->payload,
+                                  i->payload_len, deadline);
+        if (r < 0) {
+                invocation_finish(i, false, INVOKE_CRASHED, "Crashed", "cannot send the event: %s",
+                                  strerror(-r));
+                return;
+        }
+        (void)loop_source_set_time(in->timer_src,
+                                   i->t_run + (usec_t)i->fn->spec.timeout_ms * USEC_PER_MSEC);
+}
+
+static void instance_send_init(Instance *in)
+{
+        int r = agentconn_send_init(sandbox_channel_fd(in->sandbox), in->fn, in->inv->cfg.region);
+
+        if (r < 0) {
+                instance_fail(in, INVOKE_CRASHED, "Crashed", "cannot send init to the agent");
+                return;
+        }
+        in->phase = PHASE_INIT;
+        (void)loop_source_set_time(in->timer_src, now_usec() + INVOKE_INIT_TIMEOUT_USEC);
+}
+
+static void instance_on_ready(Instance *in, AgentMsg *m)
+{
+        usec_t now = now_usec();
+
+        in->log_fd = TAKE_FD(m->log_fd);
+        if (!in->fn) {
+                /* A stem cell: ready to be taken over. */
+                in->phase = PHASE_CELL;
+                instance_disarm(in);
+                pool_cell_ready(in->inv->pool, &in->pi);
+                return;
+        }
+        if (in->cur) {
+                phase_add(&in->cur->res, "agent", in->t_spawned, now);
+                in->cur->t_ready = now;
+        }
+        instance_send_init(in);
+}
+
+static void instance_on_init_result(Instance *in, AgentMsg *m)
+{
+        Invocation *i = in->cur;
+        usec_t now = now_usec();
+
+        if (i)
+                phase_add(&i->res, "load", i->t_ready, now);
+        if (!m->ok) {
+                if (i)
+                        invocation_finish(i, false, INVOKE_INIT_ERROR,
+                                          m->error_type[0] ? m->error_type : "InitError", "%s",
+                                          m->error_message);
+                else
+                        pool_release(in->inv->pool, &in->pi, false);
+                tick_soon(in->inv);
+                return;
+        }
+        in->phase = PHASE_LOADED;
+        instance_disarm(in);
+        if (i)
+                invocation_send_invoke(i);
+        else {
+                /* Initialised for min_instances: now warm. */
+                pool_release(in->inv->pool, &in->pi, true);
+                tick_soon(in->inv);
+        }
+}
+
+static void instance_on_result(Instance *in, AgentMsg *m)
+{
+        Invocation *i = in->cur;
+        uint64_t oom = 0;
+
+        i->res.run_usec = now_usec() - i->t_run;
+        instance_disarm(in);
+        /* A runtime's child killed by the memory limit while the agent lives on. */
+        if (!m->ok && sandbox_oom_kills(in->sandbox, &oom) >= 0 && oom > in->oom_kills) {
+                invocation_finish(i, false, INVOKE_OUT_OF_MEMORY, "OutOfMemory",
+                                  "the function exceeded its memory limit of %" PRIu32 " MB",
+                                  i->fn->spec.memory_mb);
+                return;
+        }
+        if (m->payload_len > INVOKE_PAYLOAD_MAX) {
+                /* The agent checks this too, but the agent shares the sandbox with the
+                 * function: the daemon holds the line itself. */
+                invocation_finish(i, false, INVOKE_FUNCTION_ERROR, "ResponseTooLarge",
+                                  "the response of %zu bytes is over the limit of %u bytes",
+                                  m->payload_len, INVOKE_PAYLOAD_MAX);
+                return;
+        }
+        if (m->ok) {
+                i->res.body = TAKE_PTR(m->payload);
+                i->res.body_len = m->payload_len;
+                invocation_finish(i, true, INVOKE_OK, NULL, NULL);
+        } else {
+                /* The error body a runtime posted (Lambda's shape) is passed through. */
+                i->res.body = TAKE_PTR(m->payload);
+                i->res.body_len = m->payload_len;
+                invocation_finish(i, true, INVOKE_FUNCTION_ERROR,
+                                  m->error_type[0] ? m->error_type : "FunctionError", "%s",
+                                  m->error_message);
+        }
+}
+
+/* Returns true if the instance is gone. */
+static bool instance_handle_msg(Instance *in, AgentMsg *m)
+{
+        if (m->type == AGENT_MSG_READY && in->phase == PHASE_SPAWNED)
+                instance_on_ready(in, m);
+        else if (m->type == AGENT_MSG_INIT_RESULT && in->phase == PHASE_INIT)
+                instance_on_init_result(in, m);
+        else if (m->type == AGENT_MSG_RESULT && in->phase == PHASE_LOADED && in->cur &&
+                 strcmp(m->request_id, in->cur->res.id) == 0)
+                instance_on_result(in, m);
+        else {
+                instance_fail(in, INVOKE_CRASHED, "Crashed",
+                              "the sandbox's agent broke the protocol");
+                return true;
+        }
+        return false;
+}
+
+/* Reads every waiting message. Returns true if the instance is gone: the pool may destroy it
+ * inside a handler (released and not kept); its memory stays valid, marked dead, until the
+ * next entry into the invoker. */
+static bool instance_drain(Instance *in)
+{
+        for (;;) {
+                AgentMsg m = {.log_fd = -EBADF};
+                bool gone;
+                int r;
+
+                if (!in->chan_src)
+                        return false;
+                r = agentconn_recv(sandbox_channel_fd(in->sandbox), &m);
+                if (r == -EAGAIN)
+                        return false;
+                if (r == -ECONNRESET) {
+                        /* The agent is gone; the pidfd tells why. */
+                        in->chan_src = loop_source_free(in->chan_src);
+                        return false;
+                }
+                if (r < 0) {
+                        instance_fail(in, INVOKE_CRASHED, "Crashed",
+                                      "the sandbox's agent sent a malformed message");
+                        return true;
+                }
+                gone = instance_handle_msg(in, &m);
+                agent_msg_done(&m);
+                if (gone || in->dead)
+                        return true;
+        }
+}
+
+/* Frees instances the pool destroyed; called where no Instance pointer is held. */
+static void invoker_release_dead(Invoker *inv)
+{
+        while (inv->dead) {
+                Instance *in = inv->dead;
+                inv->dead = in->next;
+                free(in);
+        }
+}
+
+static int on_instance_channel(LoopSource *s, int fd, uint32_t revents, void *userdata)
+{
+        Instance *in = userdata;
+        Invoker *inv = in->inv;
+
+        invoker_release_dead(inv);
+        (void)instance_drain(in);
+        return 0;
+}
+
+static void invocation_finish_exit(Invocation *i, const SandboxExit *ex)
+{
+        if (ex->setup_failed)
+                invocation_finish(i, false, INVOKE_PLATFORM_ERROR, "SandboxError",
+                                  "sandbox setup failed at step '%s': %s",
+                                  sandbox_step_to_string(ex->step), strerror(ex->step_errno));
+        else if (ex->oom_killed)
+                invocation_finish(i, false, INVOKE_OUT_OF_MEMORY, "OutOfMemory",
+                                  "the function exceeded its memory limit of %" PRIu32 " MB",
+                                  i->fn->spec.memory_mb);
+        else if (ex->signal > 0)
+                invocation_finish(i, false, INVOKE_CRASHED, "Crashed",
+                                  "the function crashed: signal %d (%s)", ex->signal,
+                                  strsignal(ex->signal));
+        else
+                invocation_finish(i, false, INVOKE_CRASHED, "Crashed",
+                                  "the function exited with code %d before answering",
+                                  ex->exit_code);
+}
+
+static int on_instance_exit(LoopSource *s, int fd, uint32_t revents, void *userdata)
+{
+        Instance *in = userdata;
+        Invoker *inv = in->inv;
+        SandboxExit ex;
+        int r;
+
+        invoker_release_dead(inv);
+        /* A Result sent just before PID 1 died still counts. */
+        if (instance_drain(in))
+                return 0;
+        r = sandbox_reap(in->sandbox, &ex);
+        if (r == -EAGAIN)
+                return 0;
+        if (r < 0) {
+                instance_fail(in, INVOKE_CRASHED, "Crashed", "cannot reap the sandbox");
+                return 0;
+        }
+        if (!in->cur) {
+                if (ex.setup_failed)
+                        log_warning("sandbox %s failed at step '%s': %s", sandbox_id(in->sandbox),
+                                    sandbox_step_to_string(ex.step), strerror(ex.step_errno));
+                pool_instance_lost(inv->pool, &in->pi);
+        } else
+                invocation_finish_exit(in->cur, &ex);
+        tick_soon(inv);
+        return 0;
+}
+
+static int on_instance_timer(LoopSource *s, usec_t now, void *userdata)
+{
+        Instance *in = userdata;
+        Invoker *inv = in->inv;
+
+        invoker_release_dead(inv);
+        if (in->phase == PHASE_LOADED && in->cur)
+                invocation_finish(in->cur, false, INVOKE_TIMEOUT, "Timeout",
+                                  "Task timed out after %.2f seconds",
+                                  (double)in->cur->fn->spec.timeout_ms / 1000.0);
+        else if (in->phase == PHASE_SPAWNED || in->phase == PHASE_INIT)
+                instance_fail(in, INVOKE_TIMEOUT, "Timeout",
+                              "the function was not ready within 10 seconds");
+        tick_soon(inv);
+        return 0;
+}
+
+/* ---- pool operations ---- */
+
+static usec_t op_now(void *ctx)
+{
+        return now_usec();
+}
+
+static PoolInstance *op_spawn(void *ctx, const PoolFunction *pf)
+{
+        Invoker *inv = ctx;
+        FunctionEntry *e = pf ? function_entry(inv, pf->name) : NULL;
+        uint64_t memory_mb = e ? e->fn->spec.memory_mb : CELL_MEMORY_MB;
+        char id[32];
+        FnError err = {0};
+        Instance *in;
+        int r;
+
+        if (pf && (!e || e->fn->version != pf->version)) {
+                (void)snprintf(inv->spawn_error, sizeof(inv->spawn_error),
+                               "function '%s' changed meanwhile", pf->name);
+                return NULL;
+        }
+        in = calloc(1, sizeof(*in));
+        if (!in)
+                return NULL;
+        in->inv = inv;
+        in->log_fd = -EBADF;
+        if (e) {
+                in->fn = function_dup(e->fn);
+                if (!in->fn) {
+                        free(in);
+                        return NULL;
+                }
+        }
+        (void)snprintf(id, sizeof(id), "sbx-%" PRIu64, ++inv->seq);
         SandboxSpec spec = {
-            .id = i->res.id,
-            .code_dir = i->fn->code_dir,
-            .memory_bytes = (uint64_t)i->fn->spec.memory_mb * 1024 * 1024,
-            .cpu_weight = cgroup_cpu_weight_for_memory(i->fn->spec.memory_mb),
+            .id = id,
+            .code_dir = in->fn ? in->fn->code_dir : NULL,
+            .memory_bytes = memory_mb * 1024 * 1024,
+            .cpu_weight = cgroup_cpu_weight_for_memory(memory_mb),
             .pids_max = inv->cfg.pids_max,
             .tmp_bytes = inv->cfg.tmp_bytes,
             .tmp_inodes = 4096,
             .nofile = inv->cfg.nofile,
         };
-        int r;
-
-        r = sandbox_spawn(inv->host, &spec, &i->sandbox, reterr);
-        if (r < 0)
-                return r;
-        i->t_spawned = now_usec();
-        phase_add(&i->res, "sandbox", i->t_submit, i->t_spawned);
-        r = loop_add_io(inv->loop, sandbox_channel_fd(i->sandbox), EPOLLIN, on_channel, i,
-                        &i->chan_src);
+        in->t_spawn_begin = now_usec();
+        r = sandbox_spawn(inv->host, &spec, &in->sandbox, &err);
+        if (r < 0) {
+                (void)snprintf(inv->spawn_error, sizeof(inv->spawn_error), "%s",
+                               err.msg[0] ? err.msg : strerror(-r));
+                log_debug("cannot spawn a sandbox: %s", inv->spawn_error);
+                function_free(in->fn);
+                free(in);
+                return NULL;
+        }
+        in->t_spawned = now_usec();
+        r = loop_add_io(inv->loop, sandbox_channel_fd(in->sandbox), EPOLLIN, on_instance_channel,
+                        in, &in->chan_src);
         if (r >= 0)
-                r = loop_add_io(inv->loop, sandbox_pidfd(i->sandbox), EPOLLIN, on_exit_pidfd, i,
-                                &i->pid_src);
+                r = loop_add_io(inv->loop, sandbox_pidfd(in->sandbox), EPOLLIN, on_instance_exit,
+                                in, &in->pid_src);
         if (r >= 0)
-                r = loop_add_timer(inv->loop, i->t_submit + INVOKE_INIT_TIMEOUT_USEC, on_timer, i,
-                                   &i->timer_src);
-        if (r < 0)
-                return fn_error_set(reterr, r, "cannot watch the sandbox: %s", strerror(-r));
-        return 0;
+                r = loop_add_timer(inv->loop, in->t_spawn_begin + INVOKE_INIT_TIMEOUT_USEC,
+                                   on_instance_timer, in, &in->timer_src);
+        if (r < 0) {
+                (void)snprintf(inv->spawn_error, sizeof(inv->spawn_error),
+                               "cannot watch the sandbox: %s", strerror(-r));
+                loop_source_free(in->chan_src);
+                loop_source_free(in->pid_src);
+                sandbox_retire(inv, in->sandbox);
+                function_free(in->fn);
+                free(in);
+                return NULL;
+        }
+        in->next = inv->instances;
+        if (in->next)
+                in->next->prev = in;
+        inv->instances = in;
+        inv->n_instances++;
+        return &in->pi;
 }
 
-int invoker_submit(Invoker *inv, Function *fn, const void *payload, size_t len, invoke_done_cb cb,
-                   void *userdata, Invocation **ret)
+static void invocation_unlink_free(Invocation *i);
+
+static void op_destroy(void *ctx, PoolInstance *pi)
 {
-        _cleanup_(function_freep) Function *f = fn;
-        Invocation *i;
-        FnError err = {0};
+        Invoker *inv = ctx;
+        Instance *in = instance_of(pi);
+
+        if (in->cur) {
+                /* Only at shutdown: the invocation goes without an answer. */
+                in->cur->inst = NULL;
+                invocation_unlink_free(in->cur);
+                in->cur = NULL;
+        }
+        if (in->prev)
+                in->prev->next = in->next;
+        else
+                inv->instances = in->next;
+        if (in->next)
+                in->next->prev = in->prev;
+        inv->n_instances--;
+        in->chan_src = loop_source_free(in->chan_src);
+        in->pid_src = loop_source_free(in->pid_src);
+        in->timer_src = loop_source_free(in->timer_src);
+        in->log_fd = safe_close(in->log_fd);
+        sandbox_retire(inv, TAKE_PTR(in->sandbox));
+        in->fn = function_free(in->fn);
+        in->dead = true;
+        in->next = inv->dead;
+        in->prev = NULL;
+        inv->dead = in;
+}
+
+static int op_freeze(void *ctx, PoolInstance *pi, bool frozen)
+{
+        return sandbox_freeze(instance_of(pi)->sandbox, frozen);
+}
+
+static void invocation_begin(Invocation *i, const PoolGrant *g);
+
+static void op_dequeued(void *ctx, void *waiter, const PoolGrant *g, int error)
+{
+        Invoker *inv = ctx;
+        Invocation *i = waiter;
+
+        i->queued = false;
+        if (g) {
+                invocation_begin(i, g);
+                return;
+        }
+        if (error == -ENOENT)
+                invocation_finish(i, false, INVOKE_PLATFORM_ERROR, "NotFound",
+                                  "the function was deleted while the request waited");
+        else if (error == -EAGAIN)
+                invocation_finish(i, false, INVOKE_THROTTLED, "TooManyRequests",
+                                  "over the concurrency limit of the function or the host; "
+                                  "retry later");
+        else
+                invocation_finish(i, false, INVOKE_PLATFORM_ERROR, "ServiceUnavailable",
+                                  "no sandbox could be made: %s",
+                                  error == -EIO ? inv->spawn_error : strerror(-error));
+}
+
+static const PoolOps pool_ops = {
+    .now = op_now,
+    .spawn = op_spawn,
+    .destroy = op_destroy,
+    .freeze = op_freeze,
+    .dequeued = op_dequeued,
+};
+
+/* ---- invocations ---- */
+
+static void invocation_unlink_free(Invocation *i)
+{
+        Invoker *inv = i->inv;
+
+        if (i->prev)
+                i->prev->next = i->next;
+        else if (inv->invocations == i)
+                inv->invocations = i->next;
+        if (i->next)
+                i->next->prev = i->prev;
+        inv->n_invocations--;
+        result_done(&i->res);
+        function_free(i->fn);
+        free(i->payload);
+        free(i);
+}
+
+/* Reads what the function printed from the agent's log memfd, capped at INVOKE_LOG_MAX. The
+ * memfd belongs to the sandbox: only its size and bytes are trusted, as data. */
+static void collect_log(Invocation *i, int log_fd)
+{
+        static const char marker[] = "\n[fnbox: output truncated]\n";
+        struct stat st;
+        size_t keep;
+        ssize_t n;
+
+        if (log_fd < 0 || fstat(log_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
+                return;
+        keep = MIN((size_t)st.st_size, (size_t)INVOKE_LOG_MAX);
+        i->res.log = malloc(keep + sizeof(marker));
+        if (!i->res.log)
+                return;
+        n = pread(log_fd, i->res.log, keep, 0);
+        i->res.log_len = n > 0 ? (size_t)n : 0;
+        if ((size_t)st.st_size > keep) {
+                memcpy(i->res.log + i->res.log_len, marker, sizeof(marker) - 1);
+                i->res.log_len += sizeof(marker) - 1;
+                i->res.log_truncated = true;
+        }
+        i->res.log[i->res.log_len] = '\0';
+}
+
+/* Ends the invocation: figures, record, metrics, the caller's callback; then the instance goes
+ * back to the pool (kept warm if reusable and the function keeps instances) and `i` is freed. */
+static void invocation_finish(Invocation *i, bool reusable, InvokeOutcome outcome, const char *type,
+                              const char *fmt, ...)
+{
+        Invoker *inv = i->inv;
+        Instance *in = i->inst;
+        usec_t now = now_usec();
+        uint64_t peak = 0;
+
+        i->res.outcome = outcome;
+        if (type)
+                (void)snprintf(i->res.error_type, sizeof(i->res.error_type), "%s", type);
+        if (fmt) {
+                va_list ap;
+                va_start(ap, fmt);
+                (void)vsnprintf(i->res.error_message, sizeof(i->res.error_message), fmt, ap);
+                va_end(ap);
+        }
+        if (i->t_run != 0) {
+                if (i->res.run_usec == 0)
+                        i->res.run_usec = now - i->t_run;
+                phase_add(&i->res, "run", i->t_run, i->t_run + i->res.run_usec);
+        }
+        i->res.total_usec = now - i->t_submit;
+        /* Lambda bills whole milliseconds, rounded up. */
+        i->res.billed_ms = (i->res.run_usec + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
+        if (in && in->sandbox && sandbox_memory_peak(in->sandbox, &peak) >= 0)
+                i->res.memory_peak_bytes = peak;
+        if (in)
+                collect_log(i, in->log_fd);
+
+        log_debug("invocation %s of %s: %s (%s) in %" PRIu64 " us", i->res.id, i->res.function,
+                  invoke_outcome_to_string(outcome), invoke_start_to_string(i->res.start),
+                  i->res.total_usec);
+        metrics_observe(inv->metrics, &i->res);
+        record_store(inv, &i->res);
+        if (i->cb)
+                i->cb(&i->res, i->userdata);
+        if (in) {
+                in->cur = NULL;
+                instance_disarm(in);
+        }
+        invocation_unlink_free(i);
+        if (in)
+                pool_release(inv->pool, &in->pi, reusable);
+        tick_soon(inv);
+}
+
+static void invocation_specialize(Invocation *i, Instance *in)
+{
+        usec_t t = now_usec();
         int r;
 
+        in->fn = function_dup(i->fn);
+        if (!in->fn) {
+                invocation_finish(i, false, INVOKE_PLATFORM_ERROR, "ServiceUnavailable",
+                                  "out of memory");
+                return;
+        }
+        r = sandbox_set_limits(in->sandbox, (uint64_t)in->fn->spec.memory_mb * 1024 * 1024,
+                               cgroup_cpu_weight_for_memory(in->fn->spec.memory_mb));
+        if (r >= 0)
+                r = sandbox_load_code(in->sandbox, in->fn->code_dir);
+        if (r < 0) {
+                invocation_finish(i, false, INVOKE_PLATFORM_ERROR, "SandboxError",
+                                  "cannot bring the code into a prewarmed sandbox: %s",
+                                  strerror(-r));
+                return;
+        }
+        i->t_ready = now_usec();
+        phase_add(&i->res, "specialize", t, i->t_ready);
+        instance_send_init(in);
+}
+
+static void invocation_begin(Invocation *i, const PoolGrant *g)
+{
+        Instance *in = instance_of(g->inst);
+
+        i->inst = in;
+        in->cur = i;
+        i->t_granted = now_usec();
+        i->res.start = g->tier == POOL_TIER_WARM        ? INVOKE_START_WARM
+                       : g->tier == POOL_TIER_PREWARMED ? INVOKE_START_PREWARMED
+                                                        : INVOKE_START_COLD;
+        i->res.start_cause = g->cause == POOL_CAUSE_NONE ? NULL : pool_cause_to_string(g->cause);
+        if (i->t_granted - i->t_submit >= 10) /* a queued request shows its wait */
+                phase_add(&i->res, "queue", i->t_submit, i->t_granted);
+        switch (g->tier) {
+        case POOL_TIER_WARM:
+                invocation_send_invoke(i);
+                break;
+        case POOL_TIER_PREWARMED:
+                invocation_specialize(i, in);
+                break;
+        default:
+                /* Cold: spawned just now; Ready comes on the channel. */
+                phase_add(&i->res, "sandbox", in->t_spawn_begin, in->t_spawned);
+                break;
+        }
+}
+
+int invoker_submit(Invoker *inv, const char *name, const void *payload, size_t len,
+                   invoke_done_cb cb, void *userdata, Invocation **ret)
+{
+        FunctionEntry *e;
+        Invocation *i;
+        PoolFunction pf;
+        PoolGrant g = {0};
+        int r;
+
+        invoker_release_dead(inv);
+        e = function_entry(inv, name);
+        if (!e)
+                return -ENOENT;
         i = calloc(1, sizeof(*i));
         if (!i)
                 return -ENOMEM;
         i->inv = inv;
-        i->log_fd = -EBADF;
         i->t_submit = now_usec();
         i->cb = cb;
         i->userdata = userdata;
-        i->res.start = INVOKE_START_COLD;
-        if (len > 0) {
+        i->fn = function_dup(e->fn);
+        if (len > 0)
                 i->payload = malloc(len);
-                if (!i->payload) {
-                        free(i);
-                        return -ENOMEM;
-                }
-                memcpy(i->payload, payload, len);
-                i->payload_len = len;
-        }
         r = make_uuid(i->res.id);
-        if (r < 0) {
+        if (!i->fn || (len > 0 && !i->payload) || r < 0) {
+                function_free(i->fn);
                 free(i->payload);
                 free(i);
-                return r;
+                return r < 0 ? r : -ENOMEM;
         }
-        i->fn = TAKE_PTR(f);
-        (void)snprintf(i->res.function, sizeof(i->res.function), "%s", i->fn->spec.name);
-        i->next = inv->running;
+        if (len > 0)
+                memcpy(i->payload, payload, len);
+        i->payload_len = len;
+        (void)snprintf(i->res.function, sizeof(i->res.function), "%s", name);
+        i->next = inv->invocations;
         if (i->next)
                 i->next->prev = i;
-        inv->running = i;
-        inv->n_running++;
+        inv->invocations = i;
+        inv->n_invocations++;
         if (ret)
                 *ret = i;
 
-        r = invocation_start_sandbox(i, &err);
-        if (r < 0) {
-                if (ret)
-                        *ret = NULL;
-                invocation_finish(i, INVOKE_PLATFORM_ERROR, "SandboxError", "%s",
-                                  err.msg[0] ? err.msg : strerror(-r));
-        }
+        pf = pool_function(i->fn);
+        r = pool_acquire(inv->pool, &pf, i, &g);
+        if (r == 0)
+                invocation_begin(i, &g);
+        else if (r == 1) {
+                i->queued = true;
+                tick_schedule(inv, i->t_submit + pool_config(inv->pool)->queue_timeout);
+        } else if (r == -EAGAIN)
+                invocation_finish(i, false, INVOKE_THROTTLED, "TooManyRequests",
+                                  "over the concurrency limit of the function or the host; "
+                                  "retry later");
+        else
+                invocation_finish(i, false, INVOKE_PLATFORM_ERROR, "SandboxError", "%s",
+                                  r == -EIO ? inv->spawn_error : strerror(-r));
         return 0;
 }
 
 void invocation_detach(Invocation *i)
 {
-        if (i)
+        if (!i)
+                return;
+        if (i->queued) {
+                pool_cancel_wait(i->inv->pool, i);
+                invocation_unlink_free(i);
+        } else
                 i->cb = NULL;
+}
+
+int invoker_set_function(Invoker *inv, const Function *fn)
+{
+        FunctionEntry *e = function_entry(inv, fn->spec.name);
+        Function *copy = function_dup(fn);
+        PoolFunction pf;
+
+        if (!copy)
+                return -ENOMEM;
+        if (!e) {
+                e = calloc(1, sizeof(*e));
+                if (!e) {
+                        function_free(copy);
+                        return -ENOMEM;
+                }
+                e->next = inv->functions;
+                inv->functions = e;
+        } else
+                function_free(e->fn);
+        e->fn = copy;
+        pf = pool_function(copy);
+        tick_soon(inv);
+        return pool_set_function(inv->pool, &pf);
+}
+
+void invoker_remove_function(Invoker *inv, const char *name)
+{
+        for (FunctionEntry **pp = &inv->functions; *pp; pp = &(*pp)->next)
+                if (strcmp((*pp)->fn->spec.name, name) == 0) {
+                        FunctionEntry *e = *pp;
+                        *pp = e->next;
+                        function_free(e->fn);
+                        free(e);
+                        break;
+                }
+        pool_remove_function(inv->pool, name);
+        tick_soon(inv);
+}
+
+bool invoker_code_in_use(const char *sha, void *userdata)
+{
+        const Invoker *inv = userdata;
+
+        for (const Instance *in = inv->instances; in; in = in->next)
+                if (in->fn && strcmp(in->fn->code_sha256, sha) == 0)
+                        return true;
+        return false;
+}
+
+const Pool *invoker_pool(const Invoker *inv)
+{
+        return inv->pool;
+}
+
+char *invoker_metrics(const Invoker *inv)
+{
+        PoolStats ps;
+
+        pool_get_stats(inv->pool, &ps);
+        return metrics_render(inv->metrics, &ps);
+}
+
+int invoker_new(Loop *loop, SandboxHost *host, const InvokerConfig *cfg, Invoker **ret)
+{
+        Invoker *inv = calloc(1, sizeof(*inv));
+        int r;
+
+        if (!inv)
+                return -ENOMEM;
+        inv->loop = loop;
+        inv->host = host;
+        inv->cfg = *cfg;
+        inv->tick_at = USEC_INFINITY;
+        if (inv->cfg.records_max > 0) {
+                inv->records = calloc(inv->cfg.records_max, sizeof(*inv->records));
+                if (!inv->records) {
+                        free(inv);
+                        return -ENOMEM;
+                }
+        }
+        r = pool_new(&cfg->pool, &pool_ops, inv, &inv->pool);
+        if (r >= 0)
+                r = metrics_new(&inv->metrics);
+        if (r >= 0)
+                r = loop_add_timer(loop, USEC_INFINITY, on_tick, inv, &inv->tick_src);
+        if (r < 0) {
+                invoker_free(inv);
+                return r;
+        }
+        (void)sandbox_host_set_netns_target(host, cfg->netns_target);
+        tick_schedule(inv, now_usec());
+        *ret = inv;
+        return 0;
 }
 
 Invoker *invoker_free(Invoker *inv)
 {
         if (!inv)
                 return NULL;
-        while (inv->running) {
-                Invocation *i = inv->running;
+        for (Invocation *i = inv->invocations; i; i = i->next)
                 i->cb = NULL;
-                invocation_finish(i, INVOKE_PLATFORM_ERROR, "Shutdown", "the daemon stopped");
-        }
+        inv->pool = pool_free(inv->pool); /* destroys every instance, refuses every waiter */
+        while (inv->invocations)
+                invocation_unlink_free(inv->invocations);
         while (inv->corpses)
                 corpse_free(inv->corpses);
+        invoker_release_dead(inv);
+        while (inv->functions) {
+                FunctionEntry *e = inv->functions;
+                inv->functions = e->next;
+                function_free(e->fn);
+                free(e);
+        }
         for (size_t k = 0; k < inv->n_records; k++)
                 result_done(&inv->records[k]);
         free(inv->records);
+        loop_source_free(inv->tick_src);
+        metrics_free(inv->metrics);
         free(inv);
         return NULL;
 }

@@ -9,6 +9,8 @@
 #include "loop.h"
 #include "macro.h"
 #include "registry.h"
+#include "pool.h"
+#include "pool.h"
 #include "sandbox.h"
 
 /* Invocations: a sandbox per call, its agent channel, deadlines, and how each call ended.
@@ -35,6 +37,7 @@ typedef enum InvokeOutcome {
         INVOKE_OUT_OF_MEMORY,  /* the memory limit killed it: 502 OutOfMemory */
         INVOKE_TIMEOUT,        /* past timeout_ms: 504 Timeout */
         INVOKE_PLATFORM_ERROR, /* no sandbox could be made: 503 */
+        INVOKE_THROTTLED,      /* over a concurrency cap or the memory budget: 429 */
         _INVOKE_OUTCOME_MAX,
         _INVOKE_OUTCOME_INVALID = -EINVAL,
 } InvokeOutcome;
@@ -52,7 +55,8 @@ typedef struct InvokeResult {
         char function[65];
         InvokeOutcome outcome;
         InvokeStart start;
-        void *body; /* OK: the response; may be stolen by the callback (set to NULL) */
+        const char *start_cause; /* why not warm ("first-call", ...), NULL when warm */
+        void *body;              /* OK: the response; may be stolen by the callback (set to NULL) */
         size_t body_len;
         char error_type[64];
         char error_message[1024];
@@ -74,28 +78,43 @@ typedef struct Invocation Invocation;
 typedef void (*invoke_done_cb)(const InvokeResult *res, void *userdata);
 
 typedef struct InvokerConfig {
-        uint64_t pids_max;  /* per sandbox */
-        uint64_t tmp_bytes; /* /tmp size per sandbox */
-        uint64_t nofile;    /* RLIMIT_NOFILE per sandbox */
-        size_t records_max; /* finished invocations kept for GET /v1/invocations/{id} */
+        uint64_t pids_max;     /* per sandbox */
+        uint64_t tmp_bytes;    /* /tmp size per sandbox */
+        uint64_t nofile;       /* RLIMIT_NOFILE per sandbox */
+        size_t records_max;    /* finished invocations kept for GET /v1/invocations/{id} */
+        const char *region;    /* AWS_REGION inside sandboxes */
+        unsigned netns_target; /* pre-made network namespaces kept ready */
+        PoolConfig pool;
 } InvokerConfig;
 
 int invoker_new(Loop *loop, SandboxHost *host, const InvokerConfig *cfg, Invoker **ret);
-/* Kills every running sandbox (their callbacks are not called) and frees. */
+/* Kills every sandbox (callbacks of running invocations are not called) and frees. */
 Invoker *invoker_free(Invoker *inv);
 DEFINE_CLEANUP_FUNC(Invoker *, invoker_free);
 
-/* Starts fn (owned by the invoker from here, even on failure) with the event payload
- * (copied). cb runs later on the loop, or before this returns
- * when no sandbox could be made (outcome INVOKE_PLATFORM_ERROR). On success *ret (may be NULL)
- * identifies the invocation until cb runs. */
-int invoker_submit(Invoker *inv, Function *fn, const void *payload, size_t len, invoke_done_cb cb,
-                   void *userdata, Invocation **ret);
-/* Drops the callback of an invocation that is still running (its client went away); the
- * invocation runs to its end, its sandbox is destroyed as usual. */
+/* The functions the invoker may run. set: after a deploy or at start-up (takes a copy; retires
+ * other versions' instances); remove: after a delete. */
+int invoker_set_function(Invoker *inv, const Function *fn);
+void invoker_remove_function(Invoker *inv, const char *name);
+
+/* Starts one invocation of the function set under `name` with the event payload (copied).
+ * -ENOENT if there is no such function. cb runs later on the loop, or before this returns when
+ * the invocation ends at once (throttled, or no sandbox could be made). On success *ret (may be
+ * NULL) identifies the invocation until cb runs. */
+int invoker_submit(Invoker *inv, const char *name, const void *payload, size_t len,
+                   invoke_done_cb cb, void *userdata, Invocation **ret);
+/* Drops the callback of an invocation whose client went away; a queued one is dropped, a
+ * running one runs to its end. */
 void invocation_detach(Invocation *i);
 
 /* A finished invocation's record, or NULL if unknown or already dropped (oldest first). */
 const InvokeResult *invoker_find_record(Invoker *inv, const char *id);
 /* Number of sandboxes alive (running or being torn down). */
 size_t invoker_sandboxes_alive(const Invoker *inv);
+/* True if a live sandbox serves code with that digest (userdata: the Invoker), for the
+ * registry's code collection. */
+bool invoker_code_in_use(const char *sha, void *userdata);
+/* The pool, for GET /v1/pool. */
+const Pool *invoker_pool(const Invoker *inv);
+/* GET /metrics in Prometheus text format (malloc'd), or NULL on OOM. */
+char *invoker_metrics(const Invoker *inv);

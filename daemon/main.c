@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stddef.h>
@@ -25,6 +27,14 @@ static const char *arg_agent = NULL;
 static uint64_t arg_pids_max = 64;
 static uint64_t arg_tmp_mb = 64;
 static const char *arg_cgroup_parent = "fnbox";
+static uint64_t arg_prewarm = 2;
+static uint64_t arg_memory_budget_mb = 0; /* 0: half of the host's memory */
+static uint64_t arg_max_busy = 256;
+static uint64_t arg_queue_max = 1024;
+static uint64_t arg_queue_timeout_ms = 1000;
+static uint64_t arg_freeze_after_ms = 1000;
+static uint64_t arg_netns_pool = 4;
+static const char *arg_region = "us-east-1";
 
 static void help(void)
 {
@@ -37,11 +47,48 @@ static void help(void)
                "  --pids-max N         processes per sandbox (default 64)\n"
                "  --tmp-size-mb N      size of each sandbox's /tmp (default 64)\n"
                "  --cgroup-parent NAME cgroup below which sandboxes are made (default fnbox)\n"
+               "  --prewarm N          prewarmed sandboxes kept ready (default 2)\n"
+               "  --memory-budget-mb N memory of warm and busy instances before the least\n"
+               "                       recently used idle ones are evicted (default: half of\n"
+               "                       the host's memory)\n"
+               "  --max-concurrency N  invocations running at once, host-wide (default 256)\n"
+               "  --queue-max N        requests waiting for capacity (default 1024)\n"
+               "  --queue-timeout-ms N longest wait before 429 (default 1000)\n"
+               "  --freeze-after-ms N  idle time before a warm instance is frozen (default "
+               "1000)\n"
+               "  --netns-pool N       network namespaces made ahead (default 4)\n"
+               "  --region NAME        AWS_REGION inside sandboxes (default us-east-1)\n"
                "  -v, --verbose        debug logging\n"
                "  -h, --help           this text\n"
                "      --version        the version\n\n"
                "On first start the admin token is written to DIR/token (mode 0600).\n",
                FNBOX_LIBEXECDIR);
+}
+
+static int parse_bounded(const char *s, const char *opt, uint64_t min, uint64_t max, uint64_t *ret)
+{
+        uint64_t v;
+
+        if (parse_uint64(s, &v) < 0 || v < min || v > max)
+                return log_error_errno(
+                    -EINVAL, "%s wants a whole number from %" PRIu64 " to %" PRIu64, opt, min, max);
+        *ret = v;
+        return 0;
+}
+
+/* Half of MemTotal, the default memory budget. */
+static uint64_t default_memory_budget(void)
+{
+        _cleanup_free_ char *text = NULL;
+        unsigned long long kb = 0;
+        char *p;
+
+        if (read_file_at(AT_FDCWD, "/proc/meminfo", 65536, &text, NULL) < 0)
+                return 4096ULL * 1024 * 1024;
+        p = strstr(text, "MemTotal:");
+        if (!p || sscanf(p, "MemTotal: %llu kB", &kb) != 1 || kb == 0)
+                return 4096ULL * 1024 * 1024;
+        return (uint64_t)kb * 1024 / 2;
 }
 
 static int parse_args(int argc, char **argv)
@@ -53,7 +100,15 @@ static int parse_args(int argc, char **argv)
                 ARG_PIDS,
                 ARG_TMP,
                 ARG_CGROUP,
-                ARG_VERSION
+                ARG_VERSION,
+                ARG_PREWARM,
+                ARG_BUDGET,
+                ARG_MAX_BUSY,
+                ARG_QUEUE_MAX,
+                ARG_QUEUE_TIMEOUT,
+                ARG_FREEZE,
+                ARG_NETNS,
+                ARG_REGION
         };
         static const struct option opts[] = {
             {"listen", required_argument, NULL, ARG_LISTEN},
@@ -62,14 +117,24 @@ static int parse_args(int argc, char **argv)
             {"pids-max", required_argument, NULL, ARG_PIDS},
             {"tmp-size-mb", required_argument, NULL, ARG_TMP},
             {"cgroup-parent", required_argument, NULL, ARG_CGROUP},
+            {"prewarm", required_argument, NULL, ARG_PREWARM},
+            {"memory-budget-mb", required_argument, NULL, ARG_BUDGET},
+            {"max-concurrency", required_argument, NULL, ARG_MAX_BUSY},
+            {"queue-max", required_argument, NULL, ARG_QUEUE_MAX},
+            {"queue-timeout-ms", required_argument, NULL, ARG_QUEUE_TIMEOUT},
+            {"freeze-after-ms", required_argument, NULL, ARG_FREEZE},
+            {"netns-pool", required_argument, NULL, ARG_NETNS},
+            {"region", required_argument, NULL, ARG_REGION},
             {"verbose", no_argument, NULL, 'v'},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, ARG_VERSION},
             {},
         };
-        int c;
+        int c, r = 0;
 
         while ((c = getopt_long(argc, argv, "vh", opts, NULL)) >= 0) {
+                if (r < 0)
+                        break;
                 switch (c) {
                 case ARG_LISTEN:
                         arg_listen = optarg;
@@ -96,6 +161,36 @@ static int parse_args(int argc, char **argv)
                                                                 "[A-Za-z0-9_-]{1,64}");
                         arg_cgroup_parent = optarg;
                         break;
+                case ARG_PREWARM:
+                        r = parse_bounded(optarg, "--prewarm", 0, 1024, &arg_prewarm);
+                        break;
+                case ARG_BUDGET:
+                        r = parse_bounded(optarg, "--memory-budget-mb", 64, UINT32_MAX,
+                                          &arg_memory_budget_mb);
+                        break;
+                case ARG_MAX_BUSY:
+                        r = parse_bounded(optarg, "--max-concurrency", 1, 100000, &arg_max_busy);
+                        break;
+                case ARG_QUEUE_MAX:
+                        r = parse_bounded(optarg, "--queue-max", 0, 1000000, &arg_queue_max);
+                        break;
+                case ARG_QUEUE_TIMEOUT:
+                        r = parse_bounded(optarg, "--queue-timeout-ms", 0, 600000,
+                                          &arg_queue_timeout_ms);
+                        break;
+                case ARG_FREEZE:
+                        r = parse_bounded(optarg, "--freeze-after-ms", 0, 86400000,
+                                          &arg_freeze_after_ms);
+                        break;
+                case ARG_NETNS:
+                        r = parse_bounded(optarg, "--netns-pool", 0, 1024, &arg_netns_pool);
+                        break;
+                case ARG_REGION:
+                        if (!name_is_valid(optarg))
+                                return log_error_errno(-EINVAL, "--region wants a name like "
+                                                                "us-east-1");
+                        arg_region = optarg;
+                        break;
                 case 'v':
                         log_set_max_level(LOG_LEVEL_DEBUG);
                         break;
@@ -109,6 +204,8 @@ static int parse_args(int argc, char **argv)
                         return -EINVAL;
                 }
         }
+        if (r < 0)
+                return r;
         if (optind < argc)
                 return log_error_errno(-EINVAL, "unexpected argument '%s'", argv[optind]);
         return 1;
@@ -163,6 +260,33 @@ static void notify_ready(void)
                      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + l));
 }
 
+/* Hands every stored function to the invoker (min_instances start warming from here). */
+static int load_functions(Registry *reg, Invoker *inv)
+{
+        Function **list = NULL;
+        size_t n = 0;
+        int r = registry_list(reg, &list, &n);
+
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < n && r >= 0; k++)
+                r = invoker_set_function(inv, list[k]);
+        function_list_free(list, n);
+        return r < 0 ? r : (int)n;
+}
+
+/* Code of retired versions goes once no sandbox has it mounted. */
+#define CODE_COLLECT_USEC (60 * USEC_PER_SEC)
+
+static int on_collect_code(LoopSource *s, usec_t now, void *userdata)
+{
+        int r = registry_collect_code(userdata);
+
+        if (r < 0)
+                log_warning_errno(r, "Cannot collect unused code, ignoring: %m");
+        return loop_source_set_time(s, now + CODE_COLLECT_USEC);
+}
+
 static int on_signal(LoopSource *s, int fd, uint32_t revents, void *userdata)
 {
         struct signalfd_siginfo si;
@@ -182,6 +306,7 @@ static int run(void)
         _cleanup_(invoker_freep) Invoker *inv = NULL;
         _cleanup_(api_freep) Api *api = NULL;
         _cleanup_(loop_source_freep) LoopSource *sig_src = NULL;
+        _cleanup_(loop_source_freep) LoopSource *collect_src = NULL;
         _cleanup_close_ int sig_fd = -EBADF;
         char agent[PATH_MAX], token_path[PATH_MAX], run_dir[PATH_MAX];
         FnError err = {0};
@@ -242,10 +367,30 @@ static int run(void)
             .tmp_bytes = arg_tmp_mb * 1024 * 1024,
             .nofile = 1024,
             .records_max = 256,
+            .region = arg_region,
+            .netns_target = (unsigned)arg_netns_pool,
+            .pool =
+                {
+                    .prewarm_target = (unsigned)arg_prewarm,
+                    .memory_budget = arg_memory_budget_mb > 0 ? arg_memory_budget_mb * 1024 * 1024
+                                                              : default_memory_budget(),
+                    .max_busy = (unsigned)arg_max_busy,
+                    .queue_max = (unsigned)arg_queue_max,
+                    .queue_timeout = arg_queue_timeout_ms * USEC_PER_MSEC,
+                    .freeze_after = arg_freeze_after_ms * USEC_PER_MSEC,
+                },
         };
         r = invoker_new(loop, host, &ic, &inv);
         if (r < 0)
                 return log_error_errno(r, "cannot create the invoker: %m");
+        r = load_functions(reg, inv);
+        if (r < 0)
+                return log_error_errno(r, "cannot load the functions: %m");
+        registry_set_code_in_use(reg, invoker_code_in_use, inv);
+        r = loop_add_timer(loop, now_usec() + CODE_COLLECT_USEC, on_collect_code, reg,
+                           &collect_src);
+        if (r < 0)
+                return log_error_errno(r, "cannot arm a timer: %m");
         ApiConfig ac = {.listen = arg_listen};
         r = api_new(loop, reg, inv, &ac, &api, &err);
         if (r < 0)
@@ -258,7 +403,9 @@ static int run(void)
         r = loop_run(loop);
         /* Stop in order: the API answers waiting clients, then sandboxes go. */
         sig_src = loop_source_free(sig_src);
+        collect_src = loop_source_free(collect_src);
         api = api_free(api);
+        registry_set_code_in_use(reg, NULL, NULL);
         inv = invoker_free(inv);
         return r;
 }

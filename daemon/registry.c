@@ -47,11 +47,14 @@ static const char *const migrations[] = {
     "  tenant TEXT NOT NULL,"
     "  created_usec INTEGER NOT NULL"
     ") STRICT;",
+    "ALTER TABLE functions ADD COLUMN keep_alive_ms INTEGER NOT NULL DEFAULT 600000;"
+    "ALTER TABLE functions ADD COLUMN max_concurrency INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE functions ADD COLUMN min_instances INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define FUNCTION_COLUMNS                                                                           \
         "name, runtime, handler, memory_mb, timeout_ms, env_json, code_sha256, code_size, "        \
-        "version, created_usec, updated_usec"
+        "version, created_usec, updated_usec, keep_alive_ms, max_concurrency, min_instances"
 
 enum {
         STMT_BEGIN,
@@ -76,10 +79,11 @@ static const char *const stmt_sql[_STMT_MAX] = {
     [STMT_GET] = "SELECT " FUNCTION_COLUMNS " FROM functions WHERE name = ?1",
     [STMT_LIST] = "SELECT " FUNCTION_COLUMNS " FROM functions ORDER BY name",
     [STMT_INSERT] = "INSERT INTO functions (" FUNCTION_COLUMNS ") "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)",
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9, ?10, ?11, ?12)",
     [STMT_UPDATE] = "UPDATE functions SET runtime = ?2, handler = ?3, memory_mb = ?4, "
                     "timeout_ms = ?5, env_json = ?6, code_sha256 = ?7, code_size = ?8, "
-                    "version = version + 1, updated_usec = ?9 WHERE name = ?1",
+                    "version = version + 1, updated_usec = ?9, keep_alive_ms = ?10, "
+                    "max_concurrency = ?11, min_instances = ?12 WHERE name = ?1",
     [STMT_DELETE] = "DELETE FROM functions WHERE name = ?1",
     [STMT_CODE_REFS] = "SELECT count(*) FROM functions WHERE code_sha256 = ?1",
     [STMT_TOKEN_GET] = "SELECT sha256 FROM tokens WHERE sha256 = ?1",
@@ -94,6 +98,8 @@ struct Registry {
         int code_fd;
         sqlite3 *db;
         sqlite3_stmt *stmt[_STMT_MAX];
+        bool (*code_in_use)(const char *sha, void *userdata);
+        void *code_in_use_userdata;
 };
 
 void function_spec_done(FunctionSpec *spec)
@@ -234,6 +240,10 @@ static void code_gc(Registry *r, const char *sha)
         int k;
 
         if (!is_sha256_hex(sha) || code_refs(r, sha, &n) < 0 || n > 0)
+                return;
+        /* A retired version may still be mounted at /var/task in a live sandbox: removing its
+         * files would pull them from under it. registry_collect_code() retries later. */
+        if (r->code_in_use && r->code_in_use(sha, r->code_in_use_userdata))
                 return;
         k = rm_rf_at(r->code_fd, sha);
         if (k < 0)
@@ -465,6 +475,9 @@ static int function_from_row(Registry *r, sqlite3_stmt *s, Function **ret)
         f->version = (uint64_t)sqlite3_column_int64(s, 8);
         f->created_usec = (usec_t)sqlite3_column_int64(s, 9);
         f->updated_usec = (usec_t)sqlite3_column_int64(s, 10);
+        f->spec.keep_alive_ms = (uint32_t)sqlite3_column_int64(s, 11);
+        f->spec.max_concurrency = (uint32_t)sqlite3_column_int64(s, 12);
+        f->spec.min_instances = (uint32_t)sqlite3_column_int64(s, 13);
         env = (const char *)sqlite3_column_text(s, 5);
         k = env_from_json(env ?: "", &f->spec);
         if (k < 0)
@@ -591,6 +604,9 @@ static int store_row(Registry *r, const FunctionSpec *spec, const char *env_json
                 (void)sqlite3_bind_text(s, 7, sha, -1, SQLITE_STATIC);
                 (void)sqlite3_bind_int64(s, 8, (sqlite3_int64)len);
                 (void)sqlite3_bind_int64(s, 9, (sqlite3_int64)now_realtime_usec());
+                (void)sqlite3_bind_int64(s, 10, spec->keep_alive_ms);
+                (void)sqlite3_bind_int64(s, 11, spec->max_concurrency);
+                (void)sqlite3_bind_int64(s, 12, spec->min_instances);
                 rc = sqlite3_step(s);
                 if (rc != SQLITE_DONE)
                         k = sqlite_errno(rc);
@@ -955,4 +971,16 @@ Registry *registry_free(Registry *r)
         free(r->state_dir);
         free(r);
         return NULL;
+}
+
+void registry_set_code_in_use(Registry *r, bool (*in_use)(const char *sha, void *userdata),
+                              void *userdata)
+{
+        r->code_in_use = in_use;
+        r->code_in_use_userdata = userdata;
+}
+
+int registry_collect_code(Registry *r)
+{
+        return code_store_sweep(r);
 }

@@ -19,6 +19,9 @@
 #define FUNCTION_MEMORY_MAX_MB 10240
 #define FUNCTION_TIMEOUT_MIN_MS 1
 #define FUNCTION_TIMEOUT_MAX_MS 900000
+#define FUNCTION_KEEP_ALIVE_DEFAULT_MS 600000 /* 10 minutes */
+#define FUNCTION_KEEP_ALIVE_MAX_MS 86400000   /* a day */
+#define FUNCTION_CONCURRENCY_MAX 1000         /* max_concurrency and min_instances */
 
 typedef struct FunctionEnv {
         char *key;
@@ -32,7 +35,10 @@ typedef struct FunctionSpec {
         char handler[256]; /* "FILE.so" or "FILE.so:SYMBOL" */
         uint32_t memory_mb;
         uint32_t timeout_ms;
-        FunctionEnv *env; /* n_env entries, owned */
+        uint32_t keep_alive_ms;   /* idle instances kept this long; 0: none kept */
+        uint32_t max_concurrency; /* reserved-concurrency style cap; 0: host-wide cap only */
+        uint32_t min_instances;   /* provisioned-concurrency style: kept warm at all times */
+        FunctionEnv *env;         /* n_env entries, owned */
         size_t n_env;
 } FunctionSpec;
 
@@ -73,6 +79,12 @@ int registry_get(Registry *r, const char *name, Function **ret);
 int registry_list(Registry *r, Function ***ret, size_t *ret_n);
 /* -ENOENT if there is no such function. The code dir is removed when no function uses it. */
 int registry_delete(Registry *r, const char *name);
+
+/* Code directories are removed once no function refers to them and in_use (when set) says no
+ * sandbox has them mounted. registry_collect_code() sweeps what could not go earlier. */
+void registry_set_code_in_use(Registry *r, bool (*in_use)(const char *sha, void *userdata),
+                              void *userdata);
+int registry_collect_code(Registry *r);
 
 /* Makes sure an admin token exists: if token_path is missing, creates a random 256-bit token,
  * writes it there (hex, mode 0600) and stores its SHA-256; if present, stores its hash. */

@@ -64,6 +64,7 @@ struct Cgroup {
         size_t n_dirs;
         char *procs[_CTRL_MAX + 1]; /* cgroup.procs of each dir, NULL-terminated */
         int dir_fd;                 /* v2: O_PATH fd of dirs[0]; v1: -EBADF */
+        CgroupLimits lim;           /* what the group's limit files hold (all 0: unknown) */
 };
 
 /* Test hooks, declared in sandbox-cgroup-test.h; they act on fake trees only. */
@@ -626,38 +627,62 @@ static int write_limit(const char *dir, const char *file, uint64_t v, FnError *r
         return 0;
 }
 
-static int write_limits_v1(Cgroup *cg, const CgroupLimits *lim, FnError *reterr)
+/* v1 memory and memory+swap limits at the same value: no swap beyond the limit. The kernel
+ * requires memsw >= memory at every moment, so memsw is raised first and lowered last; a new
+ * group (old == 0) starts unlimited in both, so memory goes first there. memsw exists only with
+ * swap accounting (CONFIG_MEMCG_SWAP, swapaccount=1); without it there is nothing to limit. */
+static int v1_write_memory(Cgroup *cg, uint64_t old, uint64_t v, FnError *reterr)
 {
         const char *mem = cg->dirs[CTRL_MEMORY];
+        bool memsw = file_exists(mem, "memory.memsw.limit_in_bytes");
         int r;
 
-        r = write_limit(mem, "memory.limit_in_bytes", lim->memory_bytes, reterr);
-        if (r < 0)
-                return r;
-        /* memory+swap at the same value: no swap beyond the limit. Written second because the
-         * kernel requires memsw >= memory at every moment. The file exists only with swap
-         * accounting enabled (CONFIG_MEMCG_SWAP, swapaccount=1); without it there is nothing to
-         * limit. */
-        if (file_exists(mem, "memory.memsw.limit_in_bytes")) {
-                r = write_limit(mem, "memory.memsw.limit_in_bytes", lim->memory_bytes, reterr);
+        if (memsw && old != 0 && v > old) {
+                r = write_limit(mem, "memory.memsw.limit_in_bytes", v, reterr);
                 if (r < 0)
                         return r;
+                return write_limit(mem, "memory.limit_in_bytes", v, reterr);
         }
-        r = write_limit(cg->dirs[CTRL_CPU], "cpu.shares", MAX(lim->cpu_weight * 1024 / 100, 2),
-                        reterr);
-        if (r < 0)
+        r = write_limit(mem, "memory.limit_in_bytes", v, reterr);
+        if (r < 0 || !memsw)
                 return r;
-        return write_limit(cg->dirs[CTRL_PIDS], "pids.max", lim->pids_max, reterr);
+        return write_limit(mem, "memory.memsw.limit_in_bytes", v, reterr);
 }
 
-static int write_limits_v2(Cgroup *cg, const CgroupLimits *lim, FnError *reterr)
+/* Writes the limits that differ from cg->lim (all of them for a new group, whose cg->lim is all
+ * zeros) and records each one written. */
+static int write_limits_v1(Cgroup *cg, const CgroupLimits *lim, FnError *reterr)
+{
+        int r;
+
+        if (lim->memory_bytes != cg->lim.memory_bytes) {
+                r = v1_write_memory(cg, cg->lim.memory_bytes, lim->memory_bytes, reterr);
+                if (r < 0)
+                        return r;
+                cg->lim.memory_bytes = lim->memory_bytes;
+        }
+        if (lim->cpu_weight != cg->lim.cpu_weight) {
+                r = write_limit(cg->dirs[CTRL_CPU], "cpu.shares",
+                                MAX(lim->cpu_weight * 1024 / 100, 2), reterr);
+                if (r < 0)
+                        return r;
+                cg->lim.cpu_weight = lim->cpu_weight;
+        }
+        if (lim->pids_max != cg->lim.pids_max) {
+                r = write_limit(cg->dirs[CTRL_PIDS], "pids.max", lim->pids_max, reterr);
+                if (r < 0)
+                        return r;
+                cg->lim.pids_max = lim->pids_max;
+        }
+        return 0;
+}
+
+/* Once per group: no swap, and OOM kills take the whole group. */
+static int v2_write_fixed(Cgroup *cg, FnError *reterr)
 {
         const char *d = cg->dirs[0];
         int r;
 
-        r = write_limit(d, "memory.max", lim->memory_bytes, reterr);
-        if (r < 0)
-                return r;
         /* memory.swap.max is missing without swap accounting; then nothing can swap. */
         if (file_exists(d, "memory.swap.max")) {
                 r = write_limit(d, "memory.swap.max", 0, reterr);
@@ -665,13 +690,39 @@ static int write_limits_v2(Cgroup *cg, const CgroupLimits *lim, FnError *reterr)
                         return r;
         }
         /* An OOM kill takes the whole sandbox, never leaves a half-dead one. */
-        r = write_limit(d, "memory.oom.group", 1, reterr);
-        if (r < 0)
-                return r;
-        r = write_limit(d, "cpu.weight", lim->cpu_weight, reterr);
-        if (r < 0)
-                return r;
-        return write_limit(d, "pids.max", lim->pids_max, reterr);
+        return write_limit(d, "memory.oom.group", 1, reterr);
+}
+
+static int write_limits_v2(Cgroup *cg, const CgroupLimits *lim, FnError *reterr)
+{
+        const char *d = cg->dirs[0];
+        bool fresh = cg->lim.memory_bytes == 0;
+        int r;
+
+        if (lim->memory_bytes != cg->lim.memory_bytes) {
+                r = write_limit(d, "memory.max", lim->memory_bytes, reterr);
+                if (r < 0)
+                        return r;
+                cg->lim.memory_bytes = lim->memory_bytes;
+        }
+        if (fresh) {
+                r = v2_write_fixed(cg, reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (lim->cpu_weight != cg->lim.cpu_weight) {
+                r = write_limit(d, "cpu.weight", lim->cpu_weight, reterr);
+                if (r < 0)
+                        return r;
+                cg->lim.cpu_weight = lim->cpu_weight;
+        }
+        if (lim->pids_max != cg->lim.pids_max) {
+                r = write_limit(d, "pids.max", lim->pids_max, reterr);
+                if (r < 0)
+                        return r;
+                cg->lim.pids_max = lim->pids_max;
+        }
+        return 0;
 }
 
 static int limits_validate(const CgroupLimits *lim, FnError *reterr)
@@ -733,6 +784,15 @@ int cgroup_create(CgroupRoot *root, const char *name, const CgroupLimits *lim, C
         return 0;
 }
 
+int cgroup_set_limits(Cgroup *cg, const CgroupLimits *lim)
+{
+        int r = limits_validate(lim, NULL);
+        if (r < 0)
+                return r;
+        return cg->version == CGROUP_V1 ? write_limits_v1(cg, lim, NULL)
+                                        : write_limits_v2(cg, lim, NULL);
+}
+
 const char *const *cgroup_procs_paths(const Cgroup *cg)
 {
         return (const char *const *)cg->procs;
@@ -766,22 +826,70 @@ static int kill_listed(const char *dir, const char *file)
         return ret;
 }
 
-static bool v1_wait_frozen(const char *freezer_dir)
+/* 1 if the kernel reports the group frozen, 0 if thawed, -EAGAIN while v1 is FREEZING. */
+static int freeze_state(Cgroup *cg)
+{
+        _cleanup_free_ char *s = NULL;
+        uint64_t v;
+        int r;
+
+        if (cg->version == CGROUP_V1) {
+                r = file_read(cg->dirs[CTRL_FREEZER], "freezer.state", &s);
+                if (r < 0)
+                        return r;
+                strip_newline(s);
+                if (strcmp(s, "FROZEN") == 0)
+                        return 1;
+                return strcmp(s, "THAWED") == 0 ? 0 : -EAGAIN;
+        }
+        /* v2: cgroup.freeze is what was asked, "frozen" in cgroup.events what the kernel did. */
+        r = file_read(cg->dirs[0], "cgroup.events", &s);
+        if (r < 0)
+                return r;
+        r = parse_keyed(s, "frozen", &v);
+        if (r < 0)
+                return r;
+        return v != 0;
+}
+
+/* Polls until the group reaches the state, for at most FREEZE_TIMEOUT_USEC. */
+static int wait_freeze_state(Cgroup *cg, bool frozen)
 {
         usec_t deadline = now_usec() + FREEZE_TIMEOUT_USEC, interval = 50;
 
         for (;;) {
-                _cleanup_free_ char *s = NULL;
-                if (file_read(freezer_dir, "freezer.state", &s) < 0)
-                        return false;
-                strip_newline(s);
-                if (strcmp(s, "FROZEN") == 0)
-                        return true;
+                int r = freeze_state(cg);
+                if (r < 0 && r != -EAGAIN)
+                        return r;
+                if (r == (int)frozen)
+                        return 0;
                 if (now_usec() >= deadline)
-                        return false;
+                        return -ETIMEDOUT;
                 (void)sleep_usec(interval);
                 interval = MIN(interval * 2, POLL_INTERVAL_USEC);
         }
+}
+
+static int freeze_write(Cgroup *cg, bool frozen)
+{
+        if (cg->version == CGROUP_V1)
+                return file_write(cg->dirs[CTRL_FREEZER], "freezer.state",
+                                  frozen ? "FROZEN" : "THAWED");
+        return file_write(cg->dirs[0], "cgroup.freeze", frozen ? "1" : "0");
+}
+
+int cgroup_freeze(Cgroup *cg, bool frozen)
+{
+        int r;
+
+        r = freeze_write(cg, frozen);
+        if (r < 0)
+                return r;
+        r = wait_freeze_state(cg, frozen);
+        /* A group left half-frozen would be neither usable nor reported as frozen: undo. */
+        if (r < 0 && frozen)
+                (void)freeze_write(cg, false);
+        return r;
 }
 
 /* SIGKILL of every task in any of the group's hierarchies: a task that died half-way through
@@ -807,7 +915,7 @@ static int v1_kill(Cgroup *cg)
 
         r = file_write(fdir, "freezer.state", "FROZEN");
         if (r >= 0)
-                frozen = v1_wait_frozen(fdir);
+                frozen = wait_freeze_state(cg, true) >= 0;
         ret = r < 0 && r != -ENOENT ? r : 0;
         r = v1_kill_all(cg);
         if (r < 0 && ret == 0)

@@ -67,6 +67,20 @@ const char *const *cgroup_procs_paths(const Cgroup *cg);
  * Owned by cg. */
 int cgroup_dir_fd(const Cgroup *cg);
 
+/* Rewrites the limits of an existing group (specializing a stem cell): only the values that
+ * differ from what the group holds are written; on v1 the memory and memory+swap limits are
+ * written in the order the kernel accepts (memsw >= memory at every moment). -EINVAL (nothing
+ * written) for limits cgroup_create would refuse. On a write error the group may hold a mix of
+ * old and new values: the caller must not run code in it (kill it). */
+int cgroup_set_limits(Cgroup *cg, const CgroupLimits *lim);
+
+/* Freezes (true) or thaws (false) every task of the group: v1 freezer.state FROZEN/THAWED, v2
+ * cgroup.freeze 1/0. Waits, bounded (100 ms), until the kernel reports the new state (v1
+ * freezer.state reads FROZEN/THAWED, v2 cgroup.events says "frozen 1"/"frozen 0"); a freeze that
+ * does not complete in time is undone (the group is thawed again) and fails with -ETIMEDOUT.
+ * Blocks for at most that long. */
+int cgroup_freeze(Cgroup *cg, bool frozen);
+
 /* Kills every task in the group: v2 writes "1" to cgroup.kill (falls back to SIGKILL of each
  * pid in cgroup.procs); v1 freezes the group, SIGKILLs each task listed in tasks, and thaws it.
  * Idempotent. Does not wait for the tasks to die. */

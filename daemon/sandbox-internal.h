@@ -56,6 +56,10 @@ int sandbox_caps_clear(const SandboxCaps *c);
 
 /* Child-safe. Brings up "lo" in the (new, otherwise empty) network namespace. */
 int sandbox_net_loopback_up(void);
+/* Daemon side, single-threaded process only: makes a new, empty network namespace with "lo" up
+ * by unsharing the caller's own and switching back to orig_fd; *ret is an O_CLOEXEC fd of it.
+ * -ENOTRECOVERABLE if the switch back failed: the caller is then still in the new namespace. */
+int sandbox_net_make(int orig_fd, int *ret);
 
 /* ---- sandbox-mount.c ---- */
 
@@ -88,8 +92,9 @@ typedef struct SandboxEtcFile {
 /* Everything the child needs to build its root; prepared by the parent. */
 typedef struct SandboxMountPlan {
         const SandboxRootLayout *layout;
-        const char *root_dir; /* <run_dir>/<id>: mount point of the new root's tmpfs */
-        const char *code_dir; /* host directory bound at /var/task */
+        const char *root_dir; /* <run_dir>/.root: mount point of the new root's tmpfs */
+        const char *code_dir; /* host directory bound at /var/task, or NULL for a stem cell */
+        const char *cell_dir; /* stem cell: <run_dir>/<id>, shared on the host; else NULL */
         const char *tmp_opts; /* tmpfs options of /tmp */
         const char *shm_opts; /* tmpfs options of /dev/shm */
         SandboxEtcFile etc[SANDBOX_ETC_FILES_MAX];

@@ -11,22 +11,34 @@
 #include "macro.h"
 #include "sandbox-internal.h"
 
-/* The sandbox's file system (DESIGN.md decision 2, security-anchors §2.1, §2.5, §3.1).
+/* The sandbox's file system (DESIGN.md decisions 2 and 5, security-anchors §2.1, §2.5, §3.1).
  *
- * The new root is a small tmpfs that the child mounts on <run_dir>/<id> inside its own mount
- * namespace, after making every mount private, so nothing it does propagates to the host. The
+ * The new root is a small tmpfs that the child mounts on <run_dir>/.root inside its own mount
+ * namespace (every sandbox uses that one directory: each mounts there in its own namespace). The
  * tmpfs holds only mount points, a few symlinks and a minimal /etc that we write ourselves;
  * everything else comes in as bind mounts that are read-only, nosuid and nodev:
  *
  *   /usr            host /usr (Debian 12 is merged-/usr: /bin, /lib, /lib64... are symlinks)
  *   /etc/...        passwd, group, hosts, nsswitch.conf, resolv.conf (written here); host
  *                   ld.so.cache, ssl/certs and alternatives (bound, if the host has them)
- *   /var/task       the function's code
+ *   /var/task       the function's code, or for a stem cell the cell's host directory
  *   /tmp            tmpfs limited in bytes and inodes (rw, nosuid, nodev)
  *   /proc           fresh procfs of the sandbox's pid namespace, sensitive paths masked
- *   /dev            tmpfs holding null, zero, full, random, urandom (binds of the host's
- *                   nodes), the fd symlinks and a size-limited /dev/shm
+ *   /dev            a directory of the root tmpfs (so read-only with it) holding null, zero,
+ *                   full, random, urandom (binds of the host's nodes), the fd symlinks and a
+ *                   size-limited tmpfs /dev/shm
  *   /sys            an empty directory
+ *
+ * Each file system instance costs a superblock (20-30 us to make), so there are four: the
+ * root, /tmp, /proc and /dev/shm; /dev and the masks over /proc directories are binds.
+ *
+ * Propagation. The child first makes its whole tree MS_SLAVE (receive, never send), so nothing
+ * it mounts can reach the host or another namespace. Once the root is built, the new root is
+ * made MS_PRIVATE recursively, so no host mount event reaches the sandbox either: a bind mount
+ * keeps its source's peer group or master (a bind of a slave copy of host /usr would receive
+ * whatever the host mounts under /usr). The one exception is a stem cell's /var/task, bound
+ * after that step from the slave copy of the cell's shared host directory and left a slave:
+ * the daemon's later bind of the code onto the cell propagates into it, and only into it.
  *
  * Every destination is inside the fresh tmpfs (or the fresh procfs), which nothing but this
  * child can see or modify while it is being built, so no destination can be swapped for a
@@ -37,8 +49,6 @@
  * exec: no allocation, no logging. */
 
 #define ROOT_TMPFS_OPTS "size=1m,nr_inodes=512,mode=0755"
-#define DEV_TMPFS_OPTS "size=64k,nr_inodes=64,mode=0755"
-#define MASK_DIR_OPTS "size=4k,nr_inodes=2,mode=0555"
 
 static const char *const root_link_names[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
 
@@ -269,12 +279,14 @@ static int setup_proc(void)
                 if (mount("/dev/null", proc_masked_files[i], NULL, MS_BIND, NULL) < 0)
                         return negative_errno();
         }
+        /* Masked by a read-only bind of the root's empty /sys directory: an empty directory
+         * without a file system instance of its own. */
         for (size_t i = 0; i < ELEMENTSOF(proc_masked_dirs); i++) {
                 if (!path_exists(proc_masked_dirs[i]))
                         continue;
-                if (mount("tmpfs", proc_masked_dirs[i], "tmpfs",
-                          MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, MASK_DIR_OPTS) < 0)
-                        return negative_errno();
+                r = bind_ro("sys", proc_masked_dirs[i], MS_NOEXEC);
+                if (r < 0)
+                        return r;
         }
         for (size_t i = 0; i < ELEMENTSOF(proc_readonly); i++) {
                 if (!path_exists(proc_readonly[i]))
@@ -288,19 +300,17 @@ static int setup_proc(void)
 
 static int setup_dev(const char *shm_opts)
 {
-        /* nodev on the tmpfs is fine: each node below is its own bind mount, which carries the
-         * flags of the host's /dev mount, not of this tmpfs. Any other device node (the sandbox
-         * has no CAP_MKNOD anyway) would be inert here. */
-        if (mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, DEV_TMPFS_OPTS) < 0)
-                return negative_errno();
+        /* The nodes are binds of the host's, with the flags of the host's /dev mount (device
+         * access allowed), made read-only (which still allows writing to a device node: the ro
+         * check of open() covers regular files, directories and symlinks; it stops chmod and
+         * chown), nosuid and noexec. Any other device node (the sandbox has no CAP_MKNOD
+         * anyway) would be inert on the nodev root. */
         for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {
                 int r = create_file(dev_nodes[i].dst, "", 0, 0666);
                 if (r < 0)
                         return r;
                 if (mount(dev_nodes[i].src, dev_nodes[i].dst, NULL, MS_BIND, NULL) < 0)
                         return negative_errno();
-                /* Read-only still allows writing to a device node (the ro check of open()
-                 * covers regular files, directories and symlinks); it stops chmod/chown. */
                 if (mount(NULL, dev_nodes[i].dst, NULL,
                           MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) < 0)
                         return negative_errno();
@@ -310,11 +320,8 @@ static int setup_dev(const char *shm_opts)
                         return negative_errno();
         if (mkdir("dev/shm", 01777) < 0)
                 return negative_errno();
-        if (mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, shm_opts) < 0)
-                return negative_errno();
-        return RET_NERRNO(mount(NULL, "dev", NULL,
-                                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                                NULL));
+        return RET_NERRNO(
+            mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, shm_opts));
 }
 
 static int pivot(void)
@@ -354,9 +361,10 @@ int sandbox_mount_setup(const SandboxMountPlan *p, SandboxStep *ret_step)
 {
         int r;
 
-        /* Nothing we mount may propagate back to the host (or anywhere else). */
+        /* Receive, never send: nothing we mount may propagate to the host (or anywhere else).
+         * Not MS_PRIVATE, which would cut a stem cell's /var/task off its host directory. */
         *ret_step = SANDBOX_STEP_MOUNT_PRIVATE;
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
                 return negative_errno();
 
         *ret_step = SANDBOX_STEP_ROOT;
@@ -364,10 +372,12 @@ int sandbox_mount_setup(const SandboxMountPlan *p, SandboxStep *ret_step)
         if (r < 0)
                 return r;
 
-        *ret_step = SANDBOX_STEP_TASK;
-        r = bind_ro(p->code_dir, "var/task", 0);
-        if (r < 0)
-                return r;
+        if (p->code_dir) {
+                *ret_step = SANDBOX_STEP_TASK;
+                r = bind_ro(p->code_dir, "var/task", 0);
+                if (r < 0)
+                        return r;
+        }
 
         *ret_step = SANDBOX_STEP_TMP;
         if (mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, p->tmp_opts) < 0)
@@ -382,6 +392,20 @@ int sandbox_mount_setup(const SandboxMountPlan *p, SandboxStep *ret_step)
         r = setup_dev(p->shm_opts);
         if (r < 0)
                 return r;
+
+        /* The whole new tree (cwd is its root) stops receiving from the host: see the top. */
+        *ret_step = SANDBOX_STEP_MOUNT_PRIVATE;
+        if (mount(NULL, ".", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return negative_errno();
+
+        if (p->cell_dir) {
+                /* Bound from our slave copy of the cell, so it is a slave of the cell too; the
+                 * remount changes flags only, never propagation. */
+                *ret_step = SANDBOX_STEP_TASK;
+                r = bind_ro(p->cell_dir, "var/task", 0);
+                if (r < 0)
+                        return r;
+        }
 
         *ret_step = SANDBOX_STEP_PIVOT_ROOT;
         return pivot();

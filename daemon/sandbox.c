@@ -38,10 +38,19 @@
 #define SHM_BYTES_MAX (64ULL << 20)
 #define SHM_INODES_MAX 1024ULL
 #define NOFILE_MIN 16
+/* The mount point of every sandbox's root, each in its own mount namespace. Not a valid
+ * sandbox id, so cleanup_stale never takes it for a sandbox's run dir. */
+#define ROOT_MOUNT_POINT ".root"
+/* Upper bound of the network namespace pool (each holds a loopback device and some memory). */
+#define NETNS_POOL_MAX 4096U
+/* Stacked mounts cleanup_stale peels off a leftover cell (the cell's bind and the code). */
+#define CELL_MOUNTS_MAX 8
 
 struct SandboxHost {
         char *run_dir;
         int run_dir_fd;
+        bool run_dir_mounted; /* we bound run_dir onto itself (to make it private) */
+        char *root_dir;       /* <run_dir>/.root */
         int agent_fd; /* sealed memfd copy of the agent (or the file itself, see agent_open) */
         CgroupRoot *cgroot;
         struct sock_fprog seccomp;
@@ -52,6 +61,9 @@ struct SandboxHost {
         uint32_t next_slot;
         uint8_t *slot_used; /* uid_count bytes */
         uint32_t n_live;    /* sandboxes not yet freed; they point at this host */
+        int orig_netns_fd;  /* the daemon's own network namespace, opened at the first refill */
+        int *netns;         /* pool of pre-made network namespaces, each for one sandbox */
+        unsigned n_netns, netns_target;
 };
 
 struct Sandbox {
@@ -60,7 +72,12 @@ struct Sandbox {
         Cgroup *cg;
         uint32_t slot;
         bool have_slot;
-        bool run_dir_made;
+        bool stem;         /* spawned without code: /var/task is a slave of the cell dir */
+        bool cell_made;    /* <run_dir>/<id> exists */
+        bool cell_mounted; /* ... and is a shared bind mount on itself */
+        bool code_loaded;  /* sandbox_load_code() bound code onto the cell */
+        char *cell_dir;    /* <run_dir>/<id> */
+        uint64_t pids_max;
         pid_t pid;
         int pidfd;
         int channel_fd; /* daemon end */
@@ -74,6 +91,7 @@ typedef struct ChildPlan {
         const SandboxHost *host;
         SandboxMountPlan mount;
         const char *const *procs_paths; /* cgroup.procs files to join; NULL: joined by clone3 */
+        int netns_fd;                   /* pooled network namespace to join, or -EBADF */
         int channel_fd;                 /* child's end */
         int sync_fd;                    /* write end */
         uid_t uid;
@@ -255,15 +273,21 @@ static _Noreturn void child_run(const ChildPlan *p)
         r = child_join_cgroup(p->procs_paths);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_CGROUP, r);
+        /* A pooled namespace is joined first thing, while we are surely still privileged; its
+         * loopback is up already. child_fds() closes our copy of the fd. */
+        if (p->netns_fd >= 0 && setns(p->netns_fd, CLONE_NEWNET) < 0)
+                child_fail(sync_fd, SANDBOX_STEP_NETWORK, negative_errno());
         r = child_fds(p, &sync_fd);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_FDS, r);
         r = sandbox_mount_setup(&p->mount, &step);
         if (r < 0)
                 child_fail(sync_fd, step, r);
-        r = sandbox_net_loopback_up();
-        if (r < 0)
-                child_fail(sync_fd, SANDBOX_STEP_NETWORK, r);
+        if (p->netns_fd < 0) {
+                r = sandbox_net_loopback_up();
+                if (r < 0)
+                        child_fail(sync_fd, SANDBOX_STEP_NETWORK, r);
+        }
         if (sethostname(SANDBOX_HOSTNAME, strlen(SANDBOX_HOSTNAME)) < 0)
                 child_fail(sync_fd, SANDBOX_STEP_HOSTNAME, negative_errno());
         r = child_session();
@@ -363,9 +387,44 @@ static int agent_open(const char *path, int *ret, FnError *reterr)
         return 0;
 }
 
+static int is_mount_root(int dir_fd, const char *path)
+{
+        struct statx sx;
+
+        if (statx(dir_fd, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &sx) < 0)
+                return negative_errno();
+        /* COMPAT(kernel < 5.8): no STATX_ATTR_MOUNT_ROOT; remove when 5.8 is the floor. */
+        if (!(sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+                return -EOPNOTSUPP;
+        return !!(sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+}
+
+/* Stem cells' directories are shared bind mounts in the daemon's mount namespace. Under a
+ * shared parent (systemd makes "/" shared) each cell, and each function's code bound onto it,
+ * would also appear in every peer and slave of that parent: other services' and containers'
+ * mount namespaces. A private bind of run_dir onto itself keeps them in here. The bind is left
+ * in place if it was there already (an earlier daemon's). */
+static int run_dir_make_private(SandboxHost *h, FnError *reterr)
+{
+        int r = is_mount_root(AT_FDCWD, h->run_dir);
+
+        if (r < 0)
+                return fn_error_set(reterr, r, "cannot stat run dir '%s'", h->run_dir);
+        if (r == 0) {
+                if (mount(h->run_dir, h->run_dir, NULL, MS_BIND, NULL) < 0)
+                        return fn_error_set(reterr, negative_errno(),
+                                            "cannot bind run dir '%s' onto itself", h->run_dir);
+                h->run_dir_mounted = true;
+        }
+        if (mount(NULL, h->run_dir, NULL, MS_PRIVATE, NULL) < 0)
+                return fn_error_set(reterr, negative_errno(), "cannot make run dir '%s' private",
+                                    h->run_dir);
+        return 0;
+}
+
 static int run_dir_open(SandboxHost *h, const char *path, FnError *reterr)
 {
-        struct stat st;
+        struct stat st, again;
         int r;
 
         r = mkdir_p(path, 0700);
@@ -385,6 +444,27 @@ static int run_dir_open(SandboxHost *h, const char *path, FnError *reterr)
         h->run_dir = strdup(path);
         if (!h->run_dir)
                 return fn_error_set(reterr, -ENOMEM, "out of memory");
+        r = run_dir_make_private(h, reterr);
+        if (r < 0)
+                return r;
+        /* Again, now through the bind: lookups from an fd of the directory underneath would
+         * not see the cells mounted in run_dir. */
+        h->run_dir_fd = safe_close(h->run_dir_fd);
+        h->run_dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (h->run_dir_fd < 0)
+                return fn_error_set(reterr, negative_errno(), "cannot open run dir '%s'", path);
+        if (fstat(h->run_dir_fd, &again) < 0)
+                return fn_error_set(reterr, negative_errno(), "cannot stat run dir '%s'", path);
+        if (again.st_ino != st.st_ino || again.st_dev != st.st_dev)
+                return fn_error_set(reterr, -EBUSY, "run dir '%s' changed while opening it",
+                                    path);
+        if (mkdirat(h->run_dir_fd, ROOT_MOUNT_POINT, 0700) < 0 && errno != EEXIST)
+                return fn_error_set(reterr, negative_errno(), "cannot create %s/%s", path,
+                                    ROOT_MOUNT_POINT);
+        if (asprintf(&h->root_dir, "%s/%s", path, ROOT_MOUNT_POINT) < 0) {
+                h->root_dir = NULL;
+                return fn_error_set(reterr, -ENOMEM, "out of memory");
+        }
         return 0;
 }
 
@@ -412,7 +492,7 @@ int sandbox_host_new(const SandboxHostConfig *cfg, SandboxHost **ret, FnError *r
         h = calloc(1, sizeof(*h));
         if (!h)
                 return fn_error_set(reterr, -ENOMEM, "out of memory");
-        h->run_dir_fd = h->agent_fd = -EBADF;
+        h->run_dir_fd = h->agent_fd = h->orig_netns_fd = -EBADF;
         h->uid_base = cfg->uid_base;
         h->uid_count = cfg->uid_count;
         h->slot_used = calloc(cfg->uid_count, 1);
@@ -452,7 +532,17 @@ SandboxHost *sandbox_host_free(SandboxHost *h)
         sandbox_caps_done(&h->caps);
         h->agent_fd = safe_close(h->agent_fd);
         h->run_dir_fd = safe_close(h->run_dir_fd);
+        while (h->n_netns > 0)
+                (void)safe_close(h->netns[--h->n_netns]);
+        free(h->netns);
+        h->orig_netns_fd = safe_close(h->orig_netns_fd);
+        /* Detached lazily: it holds nothing but empty directories once every sandbox is gone.
+         * .root stays: another host may use the same run dir. */
+        if (h->run_dir_mounted && umount2(h->run_dir, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+                log_debug_errno(negative_errno(), "cannot unmount run dir %s, ignoring: %m",
+                                h->run_dir);
         free(h->slot_used);
+        free(h->root_dir);
         free(h->run_dir);
         free(h);
         return NULL;
@@ -467,12 +557,23 @@ static int cleanup_stale_run_dir(SandboxHost *h, const char *name)
 {
         _cleanup_free_ char *path = NULL;
 
+        int r;
+
         if (asprintf(&path, "%s/%s", h->run_dir, name) < 0)
                 return -ENOMEM;
-        /* Sandbox roots are mounted in the sandboxes' own namespaces, never in ours, but an
-         * older daemon may have left one here: detach it before removing the directory. */
-        if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
-                log_debug_errno(negative_errno(), "cannot unmount %s, ignoring: %m", path);
+        /* A stem cell's directory is a bind mount on itself, maybe with a function's code bound
+         * on top: detach them all (EINVAL: not a mount point any more). */
+        for (int i = 0; i < CELL_MOUNTS_MAX; i++)
+                if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+                        break;
+        /* rm_rf_at() does not cross into other file systems, but a bind of a code directory
+         * is on the same one: never recurse into a mount, or we would delete a function's
+         * code. */
+        r = is_mount_root(h->run_dir_fd, name);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r > 0)
+                return -EBUSY;
         return rm_rf_at(h->run_dir_fd, name);
 }
 
@@ -537,7 +638,7 @@ static int spec_check(const SandboxSpec *spec, FnError *reterr)
 {
         if (!spec->id || !name_is_valid(spec->id))
                 return fn_error_set(reterr, -EINVAL, "bad sandbox id");
-        if (!spec->code_dir || spec->code_dir[0] != '/')
+        if (spec->code_dir && spec->code_dir[0] != '/')
                 return fn_error_set(reterr, -EINVAL, "code dir must be an absolute path");
         /* A function never runs without its limits: 0 would mean "unlimited" to tmpfs and
          * to several cgroup files. */
@@ -565,13 +666,14 @@ static void plan_etc_add(ChildPlan *p, const char *name, const char *data)
             (SandboxEtcFile){.name = name, .data = data, .len = strlen(data)};
 }
 
-static int plan_build(SandboxHost *h, Sandbox *s, const SandboxSpec *spec, const char *root_dir,
+static int plan_build(SandboxHost *h, Sandbox *s, const SandboxSpec *spec,
                       const int child_fds[2], PlanBuffers *b, ChildPlan *p)
 {
         uid_t uid = h->uid_base + s->slot;
         struct rlimit cur;
 
         *p = (ChildPlan){.host = h,
+                         .netns_fd = -EBADF,
                          .channel_fd = child_fds[0],
                          .sync_fd = child_fds[1],
                          .uid = uid,
@@ -601,8 +703,9 @@ static int plan_build(SandboxHost *h, Sandbox *s, const SandboxSpec *spec, const
                        (unsigned long long)MIN(spec->tmp_inodes, SHM_INODES_MAX));
 
         p->mount.layout = &h->layout;
-        p->mount.root_dir = root_dir;
+        p->mount.root_dir = h->root_dir;
         p->mount.code_dir = spec->code_dir;
+        p->mount.cell_dir = s->stem ? s->cell_dir : NULL;
         p->mount.tmp_opts = b->tmp_opts;
         p->mount.shm_opts = b->shm_opts;
         plan_etc_add(p, "etc/passwd", b->passwd);
@@ -613,14 +716,17 @@ static int plan_build(SandboxHost *h, Sandbox *s, const SandboxSpec *spec, const
         return 0;
 }
 
-static pid_t clone_child(int cgroup_fd, int *ret_pidfd)
+static pid_t clone_child(int cgroup_fd, bool new_netns, int *ret_pidfd)
 {
         struct clone_args args = {
-            .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC |
-                     CLONE_PIDFD,
+            .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD,
             .pidfd = (uint64_t)(uintptr_t)ret_pidfd,
             .exit_signal = SIGCHLD,
         };
+
+        /* Without it the child joins a pooled namespace itself (child_run()). */
+        if (new_netns)
+                args.flags |= CLONE_NEWNET;
 
         /* v2: born in its cgroup, no attach (and no RCU wait) on the spawn path. */
         if (cgroup_fd >= 0) {
@@ -632,11 +738,40 @@ static pid_t clone_child(int cgroup_fd, int *ret_pidfd)
         return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
 
-/* Creates the cgroup, the run dir, the socketpair and the sync pipe, then clones. */
+/* A stem cell's host side: <run_dir>/<id>, a bind mount on itself with shared propagation, so
+ * that a mount on it later propagates to the sandbox's slave copy at /var/task. Its parent,
+ * run_dir, is private: the cell is shared with the sandbox and nothing else. */
+static int cell_make(SandboxHost *h, Sandbox *s, FnError *reterr)
+{
+        if (asprintf(&s->cell_dir, "%s/%s", h->run_dir, s->id) < 0) {
+                s->cell_dir = NULL;
+                return fn_error_set(reterr, -ENOMEM, "out of memory");
+        }
+        /* 0755: it is the sandbox's /var/task until code is bound on it. */
+        if (mkdirat(h->run_dir_fd, s->id, 0755) < 0)
+                return fn_error_set(reterr, negative_errno(), "cannot create cell dir %s",
+                                    s->cell_dir);
+        s->cell_made = true;
+        if (mount(s->cell_dir, s->cell_dir, NULL, MS_BIND, NULL) < 0)
+                return fn_error_set(reterr, negative_errno(), "cannot bind cell dir %s",
+                                    s->cell_dir);
+        s->cell_mounted = true;
+        if (mount(NULL, s->cell_dir, NULL, MS_SHARED, NULL) < 0)
+                return fn_error_set(reterr, negative_errno(), "cannot make cell dir %s shared",
+                                    s->cell_dir);
+        return 0;
+}
+
+/* Takes a pre-made network namespace from the pool, or -EBADF if it is empty. */
+static int netns_take(SandboxHost *h)
+{
+        return h->n_netns > 0 ? h->netns[--h->n_netns] : -EBADF;
+}
+
+/* Creates the cell (stem cells), the cgroup, the socketpair and the sync pipe, then clones. */
 static int spawn_child(SandboxHost *h, Sandbox *s, const SandboxSpec *spec, FnError *reterr)
 {
-        _cleanup_close_ int child_chan = -EBADF, sync_w = -EBADF;
-        _cleanup_free_ char *root_dir = NULL;
+        _cleanup_close_ int child_chan = -EBADF, sync_w = -EBADF, netns_fd = -EBADF;
         CgroupLimits lim = {.memory_bytes = spec->memory_bytes,
                             .cpu_weight = spec->cpu_weight,
                             .pids_max = spec->pids_max};
@@ -645,11 +780,11 @@ static int spawn_child(SandboxHost *h, Sandbox *s, const SandboxSpec *spec, FnEr
         int sv[2], pp[2], r;
         pid_t pid;
 
-        if (asprintf(&root_dir, "%s/%s", h->run_dir, s->id) < 0)
-                return fn_error_set(reterr, -ENOMEM, "out of memory");
-        if (mkdirat(h->run_dir_fd, s->id, 0700) < 0)
-                return fn_error_set(reterr, negative_errno(), "cannot create run dir %s", root_dir);
-        s->run_dir_made = true;
+        if (s->stem) {
+                r = cell_make(h, s, reterr);
+                if (r < 0)
+                        return r;
+        }
         r = cgroup_create(h->cgroot, s->id, &lim, &s->cg, reterr);
         if (r < 0)
                 return r;
@@ -667,10 +802,14 @@ static int spawn_child(SandboxHost *h, Sandbox *s, const SandboxSpec *spec, FnEr
         s->sync_fd = pp[0];
         sync_w = pp[1];
 
-        r = plan_build(h, s, spec, root_dir, (int[]){child_chan, sync_w}, &bufs, &plan);
+        r = plan_build(h, s, spec, (int[]){child_chan, sync_w}, &bufs, &plan);
         if (r < 0)
                 return fn_error_set(reterr, r, "cannot prepare sandbox");
-        pid = clone_child(cgroup_dir_fd(s->cg), &s->pidfd);
+        /* Taken last, so that no failure above wastes it. One namespace, one sandbox: our copy
+         * is closed on return, the child's once it has joined. */
+        netns_fd = netns_take(h);
+        plan.netns_fd = netns_fd;
+        pid = clone_child(cgroup_dir_fd(s->cg), netns_fd < 0, &s->pidfd);
         if (pid < 0)
                 return fn_error_set(reterr, negative_errno(), "clone3 failed");
         if (pid == 0)
@@ -696,6 +835,8 @@ int sandbox_spawn(SandboxHost *h, const SandboxSpec *spec, Sandbox **ret, FnErro
         s->id = strdup(spec->id);
         if (!s->id)
                 return fn_error_set(reterr, -ENOMEM, "out of memory");
+        s->stem = !spec->code_dir;
+        s->pids_max = spec->pids_max;
         r = slot_alloc(h, &s->slot);
         if (r < 0)
                 return fn_error_set(reterr, r, "all %u sandbox uids are in use", h->uid_count);
@@ -808,6 +949,108 @@ int sandbox_oom_kills(Sandbox *s, uint64_t *ret)
         return s->cg ? cgroup_oom_kills(s->cg, ret) : -ENOENT;
 }
 
+/* ======================================================================================== */
+/* Stem cells, warm instances                                                               */
+/* ======================================================================================== */
+
+int sandbox_load_code(Sandbox *s, const char *code_dir)
+{
+        struct mount_attr attr = {
+            .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            .propagation = MS_PRIVATE,
+        };
+        _cleanup_close_ int fd = -EBADF;
+
+        if (!s->stem || !code_dir || code_dir[0] != '/')
+                return -EINVAL;
+        if (s->code_loaded)
+                return -EBUSY;
+        if (!s->cell_mounted)
+                return -ENOENT;
+        /* Not bind + remount: the copy that propagates into the sandbox is made at bind time,
+         * with the flags of the source mount (read-write, say), and a later remount changes the
+         * host's copy only. So the read-only, nosuid, nodev mount is prepared detached (a
+         * non-recursive clone of code_dir, private: nothing mounted under the host's code
+         * directory follows it) and attached in one step; every copy takes its flags. */
+        fd = open_tree(AT_FDCWD, code_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+                return negative_errno();
+        if (move_mount(fd, "", AT_FDCWD, s->cell_dir, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                return negative_errno();
+        s->code_loaded = true;
+        return 0;
+}
+
+int sandbox_set_limits(Sandbox *s, uint64_t memory_bytes, uint64_t cpu_weight)
+{
+        CgroupLimits lim = {
+            .memory_bytes = memory_bytes, .cpu_weight = cpu_weight, .pids_max = s->pids_max};
+        int r;
+
+        if (memory_bytes == 0 || cpu_weight < 1 || cpu_weight > 10000)
+                return -EINVAL;
+        if (!s->cg)
+                return -ENOENT;
+        r = cgroup_set_limits(s->cg, &lim);
+        /* Fail closed: with some limits written and some not, the sandbox must not run a
+         * function. The caller sees the pidfd become readable. */
+        if (r < 0)
+                (void)sandbox_kill(s);
+        return r;
+}
+
+int sandbox_freeze(Sandbox *s, bool frozen)
+{
+        return s->cg ? cgroup_freeze(s->cg, frozen) : -ENOENT;
+}
+
+int sandbox_host_set_netns_target(SandboxHost *h, unsigned target)
+{
+        if (target > NETNS_POOL_MAX)
+                return -EINVAL;
+        if (target > 0 && !h->netns) {
+                /* Allocated once at the largest size, so no fd ever moves. */
+                h->netns = calloc(NETNS_POOL_MAX, sizeof(int));
+                if (!h->netns)
+                        return -ENOMEM;
+        }
+        while (h->n_netns > target)
+                (void)safe_close(h->netns[--h->n_netns]);
+        h->netns_target = target;
+        return 0;
+}
+
+int sandbox_host_refill(SandboxHost *h, unsigned max_new)
+{
+        unsigned made = 0;
+
+        if (h->orig_netns_fd < 0 && h->n_netns < h->netns_target) {
+                h->orig_netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+                if (h->orig_netns_fd < 0)
+                        return negative_errno();
+        }
+        while (made < max_new && h->n_netns < h->netns_target) {
+                int fd, r = sandbox_net_make(h->orig_netns_fd, &fd);
+
+                /* Still in the new namespace: every socket the daemon made from now on would
+                 * be in there. The caller must stop (see sandbox.h). */
+                if (r == -ENOTRECOVERABLE)
+                        return r;
+                if (r < 0)
+                        return made > 0 ? (int)made : r;
+                h->netns[h->n_netns++] = fd;
+                made++;
+        }
+        return (int)made;
+}
+
+unsigned sandbox_host_netns_available(const SandboxHost *h)
+{
+        return h->n_netns;
+}
+
 /* Kills and reaps PID 1, waiting at most SANDBOX_FREE_WAIT_MSEC. true if it is gone. */
 static bool free_wait(Sandbox *s)
 {
@@ -832,6 +1075,24 @@ static bool free_wait(Sandbox *s)
         return false;
 }
 
+/* Detaches the code and the cell's own bind (the unmount propagates to the sandbox's copy, if
+ * it still exists) and removes the directory. rmdir, never a recursive removal: if a mount is
+ * still there, the code under it stays untouched. */
+static void cell_remove(Sandbox *s)
+{
+        for (int i = s->code_loaded + s->cell_mounted; i > 0; i--)
+                if (umount2(s->cell_dir, MNT_DETACH | UMOUNT_NOFOLLOW) < 0) {
+                        log_debug_errno(negative_errno(), "sandbox %s: cannot unmount %s: %m",
+                                        s->id, s->cell_dir);
+                        return;
+                }
+        s->code_loaded = s->cell_mounted = false;
+        if (s->cell_made && unlinkat(s->host->run_dir_fd, s->id, AT_REMOVEDIR) < 0)
+                log_debug_errno(negative_errno(), "sandbox %s: cannot remove %s: %m", s->id,
+                                s->cell_dir);
+        s->cell_made = false;
+}
+
 Sandbox *sandbox_free(Sandbox *s)
 {
         bool gone = true;
@@ -847,9 +1108,7 @@ Sandbox *sandbox_free(Sandbox *s)
                         log_debug_errno(r, "sandbox %s: cannot remove cgroup, ignoring: %m", s->id);
                 s->cg = cgroup_free(s->cg);
         }
-        /* The root was mounted in the sandbox's namespace only: here the dir is empty. */
-        if (s->run_dir_made && unlinkat(s->host->run_dir_fd, s->id, AT_REMOVEDIR) < 0)
-                log_debug_errno(negative_errno(), "sandbox %s: cannot remove run dir: %m", s->id);
+        cell_remove(s);
         s->pidfd = safe_close(s->pidfd);
         s->channel_fd = safe_close(s->channel_fd);
         s->sync_fd = safe_close(s->sync_fd);
@@ -857,6 +1116,7 @@ Sandbox *sandbox_free(Sandbox *s)
         if (s->have_slot && gone)
                 s->host->slot_used[s->slot] = 0;
         s->host->n_live--;
+        free(s->cell_dir);
         free(s->id);
         free(s);
         return NULL;

@@ -37,7 +37,7 @@ const char *sandbox_host_cgroup_version(const SandboxHost *h);
 
 typedef struct SandboxSpec {
         const char *id;        /* unique, [A-Za-z0-9_-]{1,64}; names the cgroup and run dir */
-        const char *code_dir;  /* host directory bound read-only at /var/task */
+        const char *code_dir;  /* host directory bound read-only at /var/task; NULL: stem cell */
         uint64_t memory_bytes; /* cgroup memory limit */
         uint64_t cpu_weight;   /* see CgroupLimits */
         uint64_t pids_max;     /* cgroup pids limit */
@@ -118,19 +118,27 @@ int sandbox_oom_kills(Sandbox *s, uint64_t *ret);
  * spawned with a code_dir. Blocking (one or two mount calls). */
 int sandbox_load_code(Sandbox *s, const char *code_dir);
 
-/* Rewrites the cgroup's memory limit and CPU weight (specializing a stem cell for a function).
- * Fails closed like cgroup_create. */
+/* Rewrites the cgroup's memory limit and CPU weight (specializing a stem cell for a function);
+ * pids_max stays as spawned. -EINVAL (nothing changed) for a memory limit of 0 or a weight
+ * outside 1..10000. Fails closed: if a write fails, the sandbox is killed (its pidfd becomes
+ * readable) and the error returned. */
 int sandbox_set_limits(Sandbox *s, uint64_t memory_bytes, uint64_t cpu_weight);
 
 /* Freezes (true) or thaws (false) every process of the sandbox (v1 freezer.state, v2
- * cgroup.freeze). Waits, bounded (100 ms), until the kernel reports the new state. */
+ * cgroup.freeze). Waits, bounded (100 ms), until the kernel reports the new state; a freeze that
+ * does not complete in time is undone and fails with -ETIMEDOUT. A frozen sandbox can still be
+ * killed and freed. */
 int sandbox_freeze(Sandbox *s, bool frozen);
 
 /* Pre-made empty network namespaces (loopback up), so a spawn joins one with setns() instead of
  * paying for a new one on the request path. sandbox_host_refill() tops the pool up to `target`
- * namespaces (made by briefly unsharing the daemon's own network namespace and switching back);
- * call it off the request path. Returns the number made. Spawns fall back to CLONE_NEWNET when
- * the pool is empty. */
+ * namespaces, at most max_new of them per call (made by briefly unsharing the daemon's own
+ * network namespace and switching back; ~0.4-0.5 ms each); call it off the request path.
+ * Returns the number made (an error only if none was made). -ENOTRECOVERABLE means the daemon
+ * could not switch back to its own network namespace: it is still in the new one, and must exit
+ * at once (every socket it made from now on would be in there). Spawns fall back to
+ * CLONE_NEWNET when the pool is empty. set_netns_target: -EINVAL above 4096; lowering the target
+ * frees the namespaces above it. */
 int sandbox_host_set_netns_target(SandboxHost *h, unsigned target);
 int sandbox_host_refill(SandboxHost *h, unsigned max_new);
 unsigned sandbox_host_netns_available(const SandboxHost *h);

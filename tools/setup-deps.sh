@@ -9,7 +9,10 @@ libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev \
 libsqlite3-dev libarchive-dev libjansson-dev libssl-dev \
 libcmocka-dev libcurl4-openssl-dev \
 python3 python3-pytest python3-requests \
-zip unzip curl bash iproute2 util-linux clang-format git"
+zip unzip curl bash iproute2 util-linux clang-format git \
+crun bubblewrap"
+# crun and bubblewrap are baselines for tools/bench/fnbox-bench (it skips them when missing);
+# libc6-dev (via build-essential) brings the static libc.a its `cc -static` /bin/true needs.
 
 missing=""
 for p in $PKGS; do

@@ -9,7 +9,8 @@ from conftest import function_bytes
 
 @pytest.fixture(scope="module")
 def limited(daemon):
-    daemon.deploy("limited", memory_mb=64, timeout_ms=1000)
+    # keep_alive_ms 0: every sandbox goes after its call, so leftovers are visible.
+    daemon.deploy("limited", memory_mb=64, timeout_ms=1000, keep_alive_ms=0)
     return "limited"
 
 
@@ -109,7 +110,7 @@ def test_no_leftovers_after_many_invocations(daemon, limited):
 
 def test_sandbox_that_cannot_be_made_answers_503(daemon):
     f = daemon.deploy("no-code", files={"probe.so": function_bytes("probe.so"),
-                                        "unique.txt": b"only here"}).json()
+                                        "unique.txt": b"only here"}, keep_alive_ms=0).json()
     code_dir = f"{daemon.state_dir}/code/{f['code_sha256']}"
     shutil.rmtree(code_dir)  # the code vanished from under the daemon
     r = daemon.invoke("no-code", b"echo x")

@@ -14,7 +14,7 @@ def test_token_file_is_private(daemon):
 
 def test_functions_survive_a_restart(daemon):
     a = daemon.deploy("persist-a", {"echo.so": function_bytes("echo.so")}, handler="echo.so",
-                      memory_mb=192, env={"K": "V"}).json()
+                      memory_mb=192, env={"K": "V"}, keep_alive_ms=0).json()
     b = daemon.deploy("persist-b", {"echo.so": function_bytes("echo.so")}, handler="echo.so",
                       timeout_ms=999).json()
     token = daemon.token

@@ -6,6 +6,7 @@
  *   probe -> "hello" as soon as it runs (the test measures spawn-to-agent time with it)
  *   test  -> "report <port>"  probe -> one "key=value\n..." report; <port> is a TCP port the
  *                                      test listens on at the host's 127.0.0.1
+ *   test  -> "ping"           probe -> "pong" (is it running? e.g. not frozen)
  *   test  -> "exit <n>"       probe exits with status n
  *   test  -> "sleep"          probe forks a child; both sleep until killed
  *   test  -> "memhog"         probe touches memory until the OOM killer stops it
@@ -386,6 +387,7 @@ static void report_fs(void)
         add("task_read=%s\n", fd >= 0 ? buf : err_name(errno));
         if (fd >= 0)
                 close(fd);
+        report_dir("task", "/var/task", false);
         report_tmp();
         report_dir("dev", "/dev", false);
         report_dir("sys", "/sys", false);
@@ -630,6 +632,8 @@ int main(int argc, char **argv)
                         return atoi(cmd + 5);
                 if (strncmp(cmd, "report ", 7) == 0)
                         do_report(argc, argv, atoi(cmd + 7));
+                else if (strcmp(cmd, "ping") == 0)
+                        send_msg("pong", 4);
                 else if (strcmp(cmd, "sleep") == 0) {
                         if (fork() == 0)
                                 for (;;)

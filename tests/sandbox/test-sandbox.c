@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -252,6 +254,144 @@ static bool host_mounts_mention(const char *needle)
         return strstr(mi, needle) != NULL;
 }
 
+/* Field n (0-based) of a mountinfo line, copied into buf. */
+static const char *mi_field(const char *line, int n, char *buf, size_t size)
+{
+        const char *p = line;
+        size_t l;
+
+        for (int i = 0; i < n && p; i++) {
+                p = strchr(p, ' ');
+                p = p ? p + 1 : NULL;
+        }
+        if (!p)
+                return "";
+        l = strcspn(p, " \n");
+        snprintf(buf, size, "%.*s", (int)l, p);
+        return buf;
+}
+
+/* Mounts in a mountinfo file: all of them (point NULL) or those at point. -1 on error. */
+static int mount_count_in(const char *mountinfo, const char *point)
+{
+        _cleanup_free_ char *mi = NULL;
+        int n = 0;
+
+        if (read_file_at(AT_FDCWD, mountinfo, 1 << 20, &mi, NULL) < 0)
+                return -1;
+        for (const char *l = mi; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+                char f[512];
+                if (!point || strcmp(mi_field(l, 4, f, sizeof(f)), point) == 0)
+                        n++;
+        }
+        return n;
+}
+
+static int host_mount_count(const char *point)
+{
+        return mount_count_in("/proc/self/mountinfo", point);
+}
+
+/* From the host: in the sandbox's mount table nothing is shared; the want_task mounts at
+ * /var/task are slaves if task_slave, else private like every other mount (no "shared:" or
+ * "master:" tag). */
+static bool sandbox_propagation_ok(Sandbox *s, int want_task, bool task_slave)
+{
+        _cleanup_free_ char *mi = NULL;
+        char path[64];
+        int task = 0;
+        bool ok = true;
+
+        snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)sandbox_pid(s));
+        if (read_file_at(AT_FDCWD, path, 1 << 20, &mi, NULL) < 0)
+                return false;
+        for (const char *l = mi; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+                char point[256], opt[64];
+                bool shared = false, slave = false, is_task;
+
+                mi_field(l, 4, point, sizeof(point));
+                /* optional fields: from field 6 up to "-" */
+                for (int i = 6; i < 12; i++) {
+                        mi_field(l, i, opt, sizeof(opt));
+                        if (strcmp(opt, "-") == 0)
+                                break;
+                        shared = shared || strncmp(opt, "shared:", 7) == 0;
+                        slave = slave || strncmp(opt, "master:", 7) == 0;
+                }
+                is_task = strcmp(point, "/var/task") == 0;
+                task += is_task;
+                if (shared || slave != (is_task && task_slave)) {
+                        diag("unexpected propagation: %.*s", (int)strcspn(l, "\n"), l);
+                        ok = false;
+                }
+        }
+        if (task != want_task) {
+                diag("%d mounts at /var/task, want %d", task, want_task);
+                ok = false;
+        }
+        return ok;
+}
+
+/* Every "mnt=/var/task ..." line of a report has all of opts. */
+static bool all_task_mounts_have(const char *r, const char *const *opts)
+{
+        int n = 0;
+
+        for (const char *l = r; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+                if (strncmp(l, "mnt=/var/task ", 14) != 0)
+                        continue;
+                n++;
+                for (size_t i = 0; opts[i]; i++)
+                        if (!has_opt(l + 14, opts[i])) {
+                                diag("/var/task lacks %s: %.*s", opts[i], (int)strcspn(l, "\n"),
+                                     l);
+                                return false;
+                        }
+        }
+        return n > 0;
+}
+
+static ino_t ns_inode(pid_t pid, const char *ns)
+{
+        char p[64];
+        struct stat st;
+
+        if (pid > 0)
+                snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, ns);
+        else
+                snprintf(p, sizeof(p), "/proc/self/ns/%s", ns);
+        return stat(p, &st) == 0 ? st.st_ino : 0;
+}
+
+/* The first line of a cgroup v1 control file of sandbox id, or "" (v2: "" too). */
+static const char *cg_v1_read(SandboxHost *h, const char *ctrl, const char *id, const char *file)
+{
+        static char buf[128];
+        _cleanup_free_ char *c = NULL;
+        char p[256];
+
+        buf[0] = '\0';
+        if (strcmp(sandbox_host_cgroup_version(h), "v1") != 0)
+                return buf;
+        snprintf(p, sizeof(p), "/sys/fs/cgroup/%s/" CGROUP_PARENT "/%s/%s", ctrl, id, file);
+        if (read_file_at(AT_FDCWD, p, 4096, &c, NULL) >= 0)
+                snprintf(buf, sizeof(buf), "%.*s", (int)strcspn(c, "\n"), c);
+        return buf;
+}
+
+/* The state letter of /proc/<pid>/stat ("S", "D", ...). */
+static char proc_state(pid_t pid)
+{
+        _cleanup_free_ char *c = NULL;
+        char p[64];
+        const char *e;
+
+        snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+        if (read_file_at(AT_FDCWD, p, 4096, &c, NULL) < 0 || !(e = strrchr(c, ')')))
+                return '?';
+        return e[1] == ' ' ? e[2] : '?';
+}
+
 /* Spawns, waits for "hello". Returns NULL (after a failed TAP line) on error. */
 static Sandbox *spawn_ready(SandboxHost *h, const SandboxSpec *spec, usec_t *ret_ready_usec)
 {
@@ -352,7 +492,7 @@ static void check_mounts(const char *r)
         static const char *const rw[] = {"rw", "nosuid", "nodev", NULL};
         static const char *const proc[] = {"rw", "nosuid", "nodev", "noexec", NULL};
         static const char *const rox[] = {"ro", "nosuid", "nodev", "noexec", NULL};
-        static const char *const dev[] = {"ro", "nosuid", "nodev", "noexec", NULL};
+        static const char *const dev_node[] = {"ro", "nosuid", "noexec", NULL};
         /* every mount point the sandbox may have */
         static const char *const allowed[] = {"/",
                                               "/usr",
@@ -362,7 +502,6 @@ static void check_mounts(const char *r)
                                               "/var/task",
                                               "/tmp",
                                               "/proc",
-                                              "/dev",
                                               "/dev/null",
                                               "/dev/zero",
                                               "/dev/full",
@@ -389,7 +528,9 @@ static void check_mounts(const char *r)
         tap(mount_of(r, "/proc/keys") && mount_of(r, "/proc/timer_list"),
             "/proc/keys and /proc/timer_list are masked");
         tap(mount_has(r, "/proc/acpi", rox, "tmpfs"), "/proc/acpi is masked by a read-only tmpfs");
-        tap(mount_has(r, "/dev", dev, "tmpfs"), "/dev is a read-only tmpfs, nosuid nodev noexec");
+        tap(!mount_of(r, "/dev"), "/dev is a directory of the read-only root, not a mount");
+        tap(mount_has(r, "/dev/null", dev_node, NULL) && mount_has(r, "/dev/urandom", dev_node, NULL),
+            "the device nodes are read-only, nosuid, noexec binds");
         tap(mount_has(r, "/dev/shm", proc, "tmpfs"), "/dev/shm is a tmpfs, nosuid nodev noexec");
 
         for (const char *l = r; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
@@ -540,6 +681,7 @@ static void test_properties(SandboxHost *h)
 {
         SandboxSpec spec = spec_default("t-props");
         _cleanup_free_ char *rep = NULL;
+        int mounts_before = host_mount_count(NULL);
         char runpath[128];
         SandboxExit e = {};
         Sandbox *s;
@@ -566,8 +708,14 @@ static void test_properties(SandboxHost *h)
                 check_net(rep);
                 check_syscalls(rep);
         }
-        snprintf(runpath, sizeof(runpath), "%s/t-props", run_dir);
-        tap(!host_mounts_mention(runpath), "the sandbox's mounts are invisible on the host");
+        snprintf(runpath, sizeof(runpath), "%s/.root", run_dir);
+        tap(!host_mounts_mention(runpath) && host_mount_count(NULL) == mounts_before,
+            "the sandbox's mounts are invisible on the host (%d mounts before, %d now)",
+            mounts_before, host_mount_count(NULL));
+        tap(sandbox_propagation_ok(s, 1, false),
+            "inside, every mount is private (the code at /var/task is private too)");
+        tap(sandbox_load_code(s, code_dir) == -EINVAL,
+            "sandbox_load_code on a sandbox spawned with code: -EINVAL");
         r = sandbox_reap(s, &e);
         tap(r == -EAGAIN, "reap of a running sandbox returns -EAGAIN");
         chan_send(s, "exit 7");
@@ -667,6 +815,193 @@ static void test_failures(SandboxHost *h)
             "step names");
 }
 
+/* A stem cell: spawned without code, specialized later with one host-side mount. */
+static void test_stem(SandboxHost *h)
+{
+        static const char *const ro[] = {"ro", "nosuid", "nodev", NULL};
+        SandboxSpec spec = spec_default("t-stem");
+        _cleanup_free_ char *r1 = NULL, *r2 = NULL;
+        int mounts_before = host_mount_count(NULL), fds_before = count_fds();
+        char cell[128], line[256];
+        Sandbox *s;
+        usec_t t0, t1;
+        int r;
+
+        snprintf(cell, sizeof(cell), "%s/t-stem", run_dir);
+        spec.code_dir = NULL;
+        s = spawn_ready(h, &spec, NULL);
+        if (!s)
+                return;
+        tap(host_mount_count(NULL) == mounts_before + 1 && host_mount_count(cell) == 1,
+            "a stem cell adds exactly one mount on the host, its cell dir (%d -> %d)",
+            mounts_before, host_mount_count(NULL));
+        r1 = get_report(s);
+        tap(r1 && rget_eq(r1, "task", ""), "a stem cell starts with an empty /var/task");
+        tap(r1 && rget_eq(r1, "write_task", "EROFS"), "the empty /var/task is read-only");
+        tap(r1 && all_task_mounts_have(r1, ro), "the empty /var/task is ro, nosuid, nodev");
+        if (r1) {
+                check_privileges(r1);
+                check_net(r1);
+                tap(rget_eq(r1, "write_root", "EROFS") && rget_eq(r1, "write_usr", "EROFS"),
+                    "a stem cell's root and /usr are read-only too");
+        }
+        tap(sandbox_propagation_ok(s, 1, true),
+            "inside, /var/task is a slave of the cell and every other mount is private");
+
+        t0 = now_usec();
+        r = sandbox_load_code(s, code_dir);
+        t1 = now_usec();
+        tap(r == 0, "sandbox_load_code (%s, %llu us)", strerror(-r), (unsigned long long)(t1 - t0));
+        tap(sandbox_load_code(s, code_dir) == -EBUSY, "loading code twice: -EBUSY");
+        tap(host_mount_count(NULL) == mounts_before + 2 && host_mount_count(cell) == 2,
+            "on the host: the cell and the code on it, nothing else (%d -> %d)", mounts_before,
+            host_mount_count(NULL));
+        {
+                /* the host's own copy of the code mount */
+                _cleanup_free_ char *mi = NULL;
+                const char *l = NULL;
+                snprintf(line, sizeof(line), " %s ro,nosuid,nodev", cell);
+                if (read_file_at(AT_FDCWD, "/proc/self/mountinfo", 1 << 20, &mi, NULL) >= 0)
+                        l = strstr(mi, line);
+                tap(l != NULL, "the code mount on the host is ro, nosuid, nodev");
+        }
+        r2 = get_report(s);
+        tap(r2 && rget_eq(r2, "task", "hello.txt") &&
+                rget_eq(r2, "task_read", "hello from the task"),
+            "after load, the sandbox sees the code at /var/task");
+        tap(r2 && rget_eq(r2, "write_task", "EROFS"), "the loaded /var/task is read-only");
+        tap(r2 && all_task_mounts_have(r2, ro),
+            "the copy that propagated into the sandbox is ro, nosuid, nodev");
+        tap(sandbox_propagation_ok(s, 2, true),
+            "inside: two slave mounts at /var/task, all others private");
+        if (r2)
+                check_mounts(r2);
+
+        /* limits */
+        t0 = now_usec();
+        r = sandbox_set_limits(s, 96ULL << 20, 200);
+        t1 = now_usec();
+        tap(r == 0, "sandbox_set_limits (%s, %llu us)", strerror(-r),
+            (unsigned long long)(t1 - t0));
+        if (!strcmp(sandbox_host_cgroup_version(h), "v1")) {
+                tap(!strcmp(cg_v1_read(h, "memory", "t-stem", "memory.limit_in_bytes"),
+                            "100663296"),
+                    "memory.limit_in_bytes is now 96 MiB (%s)",
+                    cg_v1_read(h, "memory", "t-stem", "memory.limit_in_bytes"));
+                tap(!strcmp(cg_v1_read(h, "cpu", "t-stem", "cpu.shares"), "2048"),
+                    "cpu.shares follows the weight (%s)",
+                    cg_v1_read(h, "cpu", "t-stem", "cpu.shares"));
+                tap(!strcmp(cg_v1_read(h, "pids", "t-stem", "pids.max"), "32"),
+                    "pids.max is kept (%s)", cg_v1_read(h, "pids", "t-stem", "pids.max"));
+        }
+        tap(sandbox_set_limits(s, 32ULL << 20, 100) == 0 &&
+                (strcmp(sandbox_host_cgroup_version(h), "v1") ||
+                 !strcmp(cg_v1_read(h, "memory", "t-stem", "memory.limit_in_bytes"), "33554432")),
+            "limits can be lowered again");
+        tap(sandbox_set_limits(s, 0, 100) == -EINVAL && sandbox_set_limits(s, 1 << 20, 0) == -EINVAL,
+            "a zero memory limit or weight is refused");
+        chan_send(s, "ping");
+        tap(chan_recv(s, line, sizeof(line), TIMEOUT_MSEC) > 0 && !strcmp(line, "pong"),
+            "the sandbox still runs after a refused set_limits");
+
+        s = sandbox_free(s);
+        tap(host_mount_count(NULL) == mounts_before && run_dir_gone("t-stem") &&
+                cgroup_gone(h, "t-stem"),
+            "freeing a stem cell removes its mounts, cell dir and cgroup");
+        tap(count_fds() == fds_before, "no fd leaked (%d before, %d after)", fds_before,
+            count_fds());
+        snprintf(line, sizeof(line), "%s/hello.txt", code_dir);
+        tap(path_exists(line), "the code directory itself is untouched");
+}
+
+static void test_freeze(SandboxHost *h)
+{
+        SandboxSpec spec = spec_default("t-frz");
+        char buf[64];
+        Sandbox *s;
+        usec_t t0, t1;
+        int r;
+
+        spec.code_dir = NULL;
+        s = spawn_ready(h, &spec, NULL);
+        if (!s)
+                return;
+        chan_send(s, "ping");
+        (void)chan_recv(s, buf, sizeof(buf), TIMEOUT_MSEC);
+        t0 = now_usec();
+        r = sandbox_freeze(s, true);
+        t1 = now_usec();
+        tap(r == 0, "sandbox_freeze(true) (%s, %llu us)", strerror(-r),
+            (unsigned long long)(t1 - t0));
+        if (!strcmp(sandbox_host_cgroup_version(h), "v1"))
+                tap(!strcmp(cg_v1_read(h, "freezer", "t-frz", "freezer.state"), "FROZEN"),
+                    "freezer.state is FROZEN");
+        diag("state of the frozen agent in /proc/<pid>/stat: %c", proc_state(sandbox_pid(s)));
+        tap(proc_state(sandbox_pid(s)) == 'D', "the frozen agent is in state D");
+        chan_send(s, "ping");
+        tap(chan_recv(s, buf, sizeof(buf), 300) == -ETIMEDOUT,
+            "a frozen agent does not answer (300 ms)");
+        tap(sandbox_freeze(s, true) == 0, "freezing again is fine");
+        r = sandbox_freeze(s, false);
+        tap(r == 0, "sandbox_freeze(false) (%s)", strerror(-r));
+        tap(chan_recv(s, buf, sizeof(buf), TIMEOUT_MSEC) > 0 && !strcmp(buf, "pong"),
+            "thawed, it answers the ping sent while frozen");
+        if (!strcmp(sandbox_host_cgroup_version(h), "v1"))
+                tap(!strcmp(cg_v1_read(h, "freezer", "t-frz", "freezer.state"), "THAWED"),
+                    "freezer.state is THAWED");
+        /* frozen sandboxes must still be killable and freeable */
+        tap(sandbox_freeze(s, true) == 0, "frozen again");
+        s = sandbox_free(s);
+        tap(cgroup_gone(h, "t-frz") && run_dir_gone("t-frz"),
+            "a frozen sandbox is freed completely (cgroup, cell dir)");
+}
+
+static void test_netns_pool(SandboxHost *h)
+{
+        SandboxSpec sa = spec_default("t-nsa"), sb = spec_default("t-nsb"),
+                    sc = spec_default("t-nsc");
+        _cleanup_free_ char *ra = NULL;
+        ino_t self = ns_inode(0, "net"), ia, ib, ic;
+        Sandbox *a, *b, *c;
+        usec_t t0, t1;
+        int r;
+
+        tap(sandbox_host_netns_available(h) == 0, "the netns pool starts empty");
+        tap(sandbox_host_refill(h, 4) == 0, "refill with target 0 makes none");
+        tap(sandbox_host_set_netns_target(h, 100000) == -EINVAL, "an absurd target is refused");
+        tap(sandbox_host_set_netns_target(h, 3) == 0, "target 3");
+        t0 = now_usec();
+        r = sandbox_host_refill(h, 10);
+        t1 = now_usec();
+        tap(r == 3 && sandbox_host_netns_available(h) == 3,
+            "refill makes 3 (%d, %llu us for all)", r, (unsigned long long)(t1 - t0));
+        tap(ns_inode(0, "net") == self && self != 0,
+            "the daemon is back in its own network namespace after refill");
+        tap(sandbox_host_refill(h, 10) == 0, "a full pool makes none");
+
+        a = spawn_ready(h, &sa, NULL);
+        b = spawn_ready(h, &sb, NULL);
+        tap(sandbox_host_netns_available(h) == 1, "two spawns took two namespaces");
+        ia = a ? ns_inode(sandbox_pid(a), "net") : 0;
+        ib = b ? ns_inode(sandbox_pid(b), "net") : 0;
+        tap(ia && ib && ia != ib && ia != self && ib != self,
+            "each pooled sandbox has a network namespace of its own (%lu, %lu; host %lu)",
+            (unsigned long)ia, (unsigned long)ib, (unsigned long)self);
+        ra = a ? get_report(a) : NULL;
+        if (ra)
+                check_net(ra);
+        tap(sandbox_host_set_netns_target(h, 0) == 0 && sandbox_host_netns_available(h) == 0,
+            "lowering the target frees the spare namespaces");
+        c = spawn_ready(h, &sc, NULL);
+        ic = c ? ns_inode(sandbox_pid(c), "net") : 0;
+        tap(c && ic && ic != self && ic != ia && ic != ib,
+            "with the pool empty, a spawn makes a fresh namespace");
+        a = sandbox_free(a);
+        b = sandbox_free(b);
+        c = sandbox_free(c);
+        tap(ns_inode(0, "net") == self, "the daemon's network namespace never changed");
+}
+
 static void test_oom(SandboxHost *h)
 {
         SandboxSpec spec = spec_default("t-oom");
@@ -695,6 +1030,7 @@ static void test_oom(SandboxHost *h)
  * and the next daemon's cleanup_stale must remove what it left. */
 static void test_parent_death(SandboxHost *h)
 {
+        char cell[256];
         int pp[2], status = 0;
         pid_t helper, sbx = 0;
         siginfo_t si = {};
@@ -718,9 +1054,16 @@ static void test_parent_death(SandboxHost *h)
                 Sandbox *s;
                 pid_t pid = 0;
 
+                /* A stem cell with code loaded: the dead daemon leaves two stacked mounts on
+                 * the cell, and cleanup must remove them without touching the code. */
+                spec.code_dir = NULL;
                 if (sandbox_host_new(&cfg, &h2, &err) >= 0) {
                         s = spawn_ready(h2, &spec, NULL);
-                        pid = s ? sandbox_pid(s) : 0;
+                        pid = s && sandbox_load_code(s, code_dir) == 0 ? sandbox_pid(s) : 0;
+                        /* Sleeping, the probe no longer exits on EOF of the channel (which
+                         * races with the parent-death signal): only that signal ends it. */
+                        if (pid > 0 && chan_send(s, "sleep") < 0)
+                                pid = 0;
                 }
                 (void)!write(pp[1], &pid, sizeof(pid));
                 for (;;)
@@ -750,11 +1093,16 @@ static void test_parent_death(SandboxHost *h)
             "the sandbox is SIGKILLed when its daemon dies (code %d, status %d)", si.si_code,
             si.si_status);
         (void)prctl(PR_SET_CHILD_SUBREAPER, 0);
-        tap(!run_dir_gone("t-orphan") && !cgroup_gone_quiet(h, "t-orphan"),
-            "the dead daemon left its run dir and cgroup behind");
+        snprintf(cell, sizeof(cell), "%s/t-orphan", run_dir);
+        tap(!run_dir_gone("t-orphan") && !cgroup_gone_quiet(h, "t-orphan") &&
+                host_mount_count(cell) == 2,
+            "the dead daemon left its cell (with 2 mounts: %d) and cgroup behind",
+            host_mount_count(cell));
         tap(sandbox_host_cleanup_stale(h) == 0 && run_dir_gone("t-orphan") &&
-                cgroup_gone(h, "t-orphan"),
-            "cleanup_stale removes what the dead daemon left");
+                cgroup_gone(h, "t-orphan") && host_mount_count(cell) == 0,
+            "cleanup_stale removes what the dead daemon left, mounts included");
+        snprintf(cell, sizeof(cell), "%s/hello.txt", code_dir);
+        tap(path_exists(cell), "cleanup_stale leaves the code that was bound in the cell alone");
 }
 
 /* Every uid slot in use: spawn fails cleanly; freeing one makes room. */
@@ -977,7 +1325,7 @@ int main(int argc, char **argv)
 {
         SandboxHost *h = NULL;
         FnError err = {};
-        int fds_before, lfd, r;
+        int fds_before, mounts_before, lfd, r;
 
         if (geteuid() != 0) {
                 printf("1..0 # SKIP needs root (namespaces, cgroups, mounts)\n");
@@ -989,7 +1337,15 @@ int main(int argc, char **argv)
         }
         probe_path = argv[1];
         signal(SIGPIPE, SIG_IGN);
+        /* A mount namespace of our own with "/" shared, as systemd sets up a host: then every
+         * propagation the sandbox code gets wrong shows up (this machine's "/" is private),
+         * and nothing the test mounts can reach the real host. */
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SHARED, NULL) < 0) {
+                printf("Bail out! cannot make a shared mount namespace: %s\n", strerror(errno));
+                return 1;
+        }
         fds_before = count_fds();
+        mounts_before = host_mount_count(NULL);
         if (setup_dirs() < 0) {
                 printf("Bail out! cannot create temp dirs\n");
                 return 1;
@@ -1014,6 +1370,9 @@ int main(int argc, char **argv)
         test_properties(h);
         test_two_and_kill(h);
         test_failures(h);
+        test_stem(h);
+        test_freeze(h);
+        test_netns_pool(h);
         test_oom(h);
         test_uid_exhaustion();
         test_exec_failure();
@@ -1024,6 +1383,9 @@ int main(int argc, char **argv)
         h = sandbox_host_free(h);
         tap(count_fds() == fds_before, "no fd leaked in the test process (%d before, %d after)",
             fds_before, count_fds());
+        tap(host_mount_count(NULL) == mounts_before,
+            "no mount left on the host after sandbox_host_free (%d before, %d after)",
+            mounts_before, host_mount_count(NULL));
         (void)rm_rf_at(AT_FDCWD, run_dir);
         (void)rm_rf_at(AT_FDCWD, code_dir);
         remove_test_cgroup_parent();

@@ -132,6 +132,9 @@ static void test_parse_defaults(void **state)
         assert_string_equal(spec.handler, "echo.so");
         assert_int_equal(spec.memory_mb, 128);
         assert_int_equal(spec.timeout_ms, 3000);
+        assert_int_equal(spec.keep_alive_ms, 600000);
+        assert_int_equal(spec.max_concurrency, 0);
+        assert_int_equal(spec.min_instances, 0);
         assert_int_equal(spec.n_env, 0);
         assert_null(spec.env);
         assert_int_equal(len, 3);
@@ -346,6 +349,16 @@ static void test_out_of_range(void **state)
                 (void)snprintf(body, sizeof(body), "{" BASE ",\"timeout_ms\":%s}", timeout[i]);
                 expect_error(body, "field 'timeout_ms' must be an integer between 1 and 900000");
         }
+        expect_error("{" BASE ",\"keep_alive_ms\":-1}",
+                     "field 'keep_alive_ms' must be an integer between 0 and 86400000");
+        expect_error("{" BASE ",\"keep_alive_ms\":86400001}",
+                     "field 'keep_alive_ms' must be an integer between 0 and 86400000");
+        expect_error("{" BASE ",\"max_concurrency\":1001}",
+                     "field 'max_concurrency' must be an integer between 0");
+        expect_error("{" BASE ",\"min_instances\":true}",
+                     "field 'min_instances' must be an integer between 0 and 1000");
+        expect_error("{" BASE ",\"max_concurrency\":2,\"min_instances\":3}",
+                     "field 'min_instances' must not exceed 'max_concurrency'");
 }
 
 static void test_bad_runtime(void **state)
@@ -563,7 +576,10 @@ static void test_function_to_json(void **state)
         s = api_function_to_json(&f);
         o = load(s);
         assert_true(json_is_object(o));
-        assert_int_equal(json_object_size(o), 11);
+        assert_int_equal(json_object_size(o), 14);
+        assert_int_equal(get_int(o, "keep_alive_ms"), f.spec.keep_alive_ms);
+        assert_int_equal(get_int(o, "max_concurrency"), f.spec.max_concurrency);
+        assert_int_equal(get_int(o, "min_instances"), f.spec.min_instances);
         assert_string_equal(get_str(o, "name"), "echo");
         assert_string_equal(get_str(o, "runtime"), "native");
         assert_string_equal(get_str(o, "handler"), "lib/echo.so:handle");
@@ -669,7 +685,7 @@ static void test_function_list_to_json(void **state)
         assert_string_equal(get_str(json_array_get(arr, 0), "name"), "echo");
         assert_string_equal(get_str(json_array_get(arr, 1), "name"), "zeta");
         assert_int_equal(get_int(json_array_get(arr, 1), "version"), 1);
-        assert_int_equal(json_object_size(json_array_get(arr, 1)), 11);
+        assert_int_equal(json_object_size(json_array_get(arr, 1)), 14);
         assert_string_equal(get_str(json_array_get(arr, 1), "created_at"),
                             "2026-11-26T14:34:45.123Z");
         json_decref(o);

@@ -125,6 +125,8 @@ static void fake_populate_v2(const char *dir)
         fake_file(dir, "cgroup.controllers", "cpu memory pids\n");
         fake_file(dir, "cgroup.subtree_control", "");
         fake_file(dir, "cgroup.kill", "");
+        fake_file(dir, "cgroup.freeze", "");
+        fake_file(dir, "cgroup.events", "populated 0\nfrozen 0\n");
         fake_file(dir, "memory.max", "");
         fake_file(dir, "memory.swap.max", "");
         fake_file(dir, "memory.oom.group", "");
@@ -1056,6 +1058,168 @@ static void test_cleanup_stale_v2(void **state)
         assert_true(exists(P("%s/fnbox/cgroup.procs", fake.top)));
 }
 
+/* Empties the files, so the test reads back exactly what a later call writes (or "" if it
+ * wrote nothing). */
+static void reset_files(const char *const *paths, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                put(paths[i], "");
+}
+
+static void test_v1_set_limits(void **state)
+{
+        _cleanup_(cgroup_root_freep) CgroupRoot *root = NULL;
+        _cleanup_(cgroup_freep) Cgroup *cg = NULL;
+        const CgroupLimits bigger = {.memory_bytes = 128 * MIB, .cpu_weight = 200, .pids_max = 32};
+        const CgroupLimits bad = {.memory_bytes = 0, .cpu_weight = 200, .pids_max = 32};
+        const char *files[4];
+        FnError err = {0};
+
+        make_v1_tree();
+        assert_int_equal(cgroup_root_open(fake.top, "fnbox", &root, &err), 0);
+        assert_int_equal(cgroup_create(root, "sb1", &limits_64m, &cg, &err), 0);
+        files[0] = P("%s/memory/fnbox/sb1/memory.limit_in_bytes", fake.top);
+        files[1] = P("%s/memory/fnbox/sb1/memory.memsw.limit_in_bytes", fake.top);
+        files[2] = P("%s/cpu/fnbox/sb1/cpu.shares", fake.top);
+        files[3] = P("%s/pids/fnbox/sb1/pids.max", fake.top);
+
+        /* Memory and CPU change; pids.max is the same and is not rewritten. */
+        reset_files(files, ELEMENTSOF(files));
+        assert_int_equal(cgroup_set_limits(cg, &bigger), 0);
+        assert_file_eq(files[0], "134217728");
+        assert_file_eq(files[1], "134217728");
+        assert_file_eq(files[2], "2048");
+        assert_file_eq(files[3], "");
+
+        /* Nothing changes: nothing is written. */
+        reset_files(files, ELEMENTSOF(files));
+        assert_int_equal(cgroup_set_limits(cg, &bigger), 0);
+        for (size_t i = 0; i < ELEMENTSOF(files); i++)
+                assert_file_eq(files[i], "");
+
+        /* Refused limits write nothing either. */
+        assert_int_equal(cgroup_set_limits(cg, &bad), -EINVAL);
+        assert_int_equal(cgroup_set_limits(cg, NULL), -EINVAL);
+        for (size_t i = 0; i < ELEMENTSOF(files); i++)
+                assert_file_eq(files[i], "");
+
+        /* Back down. */
+        assert_int_equal(cgroup_set_limits(cg, &limits_64m), 0);
+        assert_file_eq(files[0], "67108864");
+        assert_file_eq(files[1], "67108864");
+        assert_file_eq(files[2], "512");
+        assert_file_eq(files[3], "");
+}
+
+static void test_v1_set_limits_fails(void **state)
+{
+        _cleanup_(cgroup_root_freep) CgroupRoot *root = NULL;
+        _cleanup_(cgroup_freep) Cgroup *cg = NULL;
+        const CgroupLimits bigger = {.memory_bytes = 128 * MIB, .cpu_weight = 200, .pids_max = 64};
+        FnError err = {0};
+
+        make_v1_tree();
+        assert_int_equal(cgroup_root_open(fake.top, "fnbox", &root, &err), 0);
+        assert_int_equal(cgroup_create(root, "sb1", &limits_64m, &cg, &err), 0);
+        /* cpu.shares becomes unwritable: the error is reported, and a retry writes it again
+         * (what was not written is not taken as written). */
+        assert_int_equal(unlink(P("%s/cpu/fnbox/sb1/cpu.shares", fake.top)), 0);
+        assert_int_equal(mkdir(P("%s/cpu/fnbox/sb1/cpu.shares", fake.top), 0755), 0);
+        assert_int_equal(cgroup_set_limits(cg, &bigger), -EISDIR);
+        assert_int_equal(rmdir(P("%s/cpu/fnbox/sb1/cpu.shares", fake.top)), 0);
+        put(P("%s/cpu/fnbox/sb1/cpu.shares", fake.top), "");
+        put(P("%s/memory/fnbox/sb1/memory.limit_in_bytes", fake.top), "");
+        assert_int_equal(cgroup_set_limits(cg, &bigger), 0);
+        assert_file_eq(P("%s/cpu/fnbox/sb1/cpu.shares", fake.top), "2048");
+        assert_file_eq(P("%s/pids/fnbox/sb1/pids.max", fake.top), "64");
+        /* memory was written by the failed call already */
+        assert_file_eq(P("%s/memory/fnbox/sb1/memory.limit_in_bytes", fake.top), "");
+}
+
+static void test_v2_set_limits(void **state)
+{
+        _cleanup_(cgroup_root_freep) CgroupRoot *root = NULL;
+        _cleanup_(cgroup_freep) Cgroup *cg = NULL;
+        const CgroupLimits smaller = {.memory_bytes = 32 * MIB, .cpu_weight = 50, .pids_max = 8};
+        const char *files[5];
+        FnError err = {0};
+
+        make_v2_tree("cpu memory pids\n", "");
+        assert_int_equal(cgroup_root_open(fake.top, "fnbox", &root, &err), 0);
+        assert_int_equal(cgroup_create(root, "sb1", &limits_64m, &cg, &err), 0);
+        files[0] = P("%s/fnbox/sb1/memory.max", fake.top);
+        files[1] = P("%s/fnbox/sb1/memory.swap.max", fake.top);
+        files[2] = P("%s/fnbox/sb1/memory.oom.group", fake.top);
+        files[3] = P("%s/fnbox/sb1/cpu.weight", fake.top);
+        files[4] = P("%s/fnbox/sb1/pids.max", fake.top);
+        reset_files(files, ELEMENTSOF(files));
+        assert_int_equal(cgroup_set_limits(cg, &smaller), 0);
+        assert_file_eq(files[0], "33554432");
+        /* Written once, at create: no swap and group OOM kills stay as they are. */
+        assert_file_eq(files[1], "");
+        assert_file_eq(files[2], "");
+        /* cpu weight unchanged (50), pids lowered */
+        assert_file_eq(files[3], "");
+        assert_file_eq(files[4], "8");
+}
+
+static void test_v1_freeze(void **state)
+{
+        _cleanup_(cgroup_root_freep) CgroupRoot *root = NULL;
+        _cleanup_(cgroup_freep) Cgroup *cg = NULL;
+        FnError err = {0};
+
+        make_v1_tree();
+        assert_int_equal(cgroup_root_open(fake.top, "fnbox", &root, &err), 0);
+        assert_int_equal(cgroup_create(root, "sb1", &limits_64m, &cg, &err), 0);
+        assert_int_equal(cgroup_freeze(cg, true), 0);
+        assert_file_eq(P("%s/freezer/fnbox/sb1/freezer.state", fake.top), "FROZEN\n");
+        assert_int_equal(cgroup_freeze(cg, false), 0);
+        assert_file_eq(P("%s/freezer/fnbox/sb1/freezer.state", fake.top), "THAWED\n");
+        /* No freezer file: an error, not a silent success. */
+        assert_int_equal(unlink(P("%s/freezer/fnbox/sb1/freezer.state", fake.top)), 0);
+        assert_int_equal(cgroup_freeze(cg, true), -ENOENT);
+}
+
+static void test_v2_freeze(void **state)
+{
+        _cleanup_(cgroup_root_freep) CgroupRoot *root = NULL;
+        _cleanup_(cgroup_freep) Cgroup *cg = NULL;
+        const char *freeze, *events;
+        FnError err = {0};
+        usec_t t0, t;
+
+        make_v2_tree("cpu memory pids\n", "");
+        assert_int_equal(cgroup_root_open(fake.top, "fnbox", &root, &err), 0);
+        assert_int_equal(cgroup_create(root, "sb1", &limits_64m, &cg, &err), 0);
+        freeze = P("%s/fnbox/sb1/cgroup.freeze", fake.top);
+        events = P("%s/fnbox/sb1/cgroup.events", fake.top);
+
+        /* The "kernel" never reports frozen: bounded wait, then the freeze is undone. */
+        t0 = now_usec();
+        assert_int_equal(cgroup_freeze(cg, true), -ETIMEDOUT);
+        t = now_usec() - t0;
+        if (t < 90 * USEC_PER_MSEC || t > 1000 * USEC_PER_MSEC)
+                fail_msg("waited %llu us, want about 100 ms", (unsigned long long)t);
+        assert_file_eq(freeze, "0");
+
+        /* It does: done; "frozen" must not be taken from another key. */
+        put(events, "populated 1\nfrozen 1\n");
+        put(freeze, "");
+        assert_int_equal(cgroup_freeze(cg, true), 0);
+        assert_file_eq(freeze, "1");
+
+        /* Thawing waits for "frozen 0" too, and is not undone on a timeout. */
+        assert_int_equal(cgroup_freeze(cg, false), -ETIMEDOUT);
+        assert_file_eq(freeze, "0");
+        put(events, "populated 1\nfrozen 0\n");
+        assert_int_equal(cgroup_freeze(cg, false), 0);
+
+        /* An events file without the key (a kernel before 5.2 has no freezer): an error. */
+        put(events, "populated 1\n");
+        assert_int_equal(cgroup_freeze(cg, true), -ENODATA);
+}
+
 /* ---- the real hierarchy (root only) ---- */
 
 #define REAL_ROOT "/sys/fs/cgroup"
@@ -1396,6 +1560,85 @@ static void test_real_kill_forkers(void **state)
         assert_killed(pid);
 }
 
+/* The state letter in /proc/<pid>/stat. */
+static char proc_state(pid_t pid)
+{
+        _cleanup_free_ char *s = get(P("/proc/%d/stat", (int)pid));
+        const char *e = s ? strrchr(s, ')') : NULL;
+        return e && e[1] == ' ' ? e[2] : '?';
+}
+
+static void test_real_freeze(void **state)
+{
+        _cleanup_(cgroup_root_freep) CgroupRoot *root = real_open();
+        _cleanup_(cgroup_freep) Cgroup *cg = NULL;
+        char dirs[4][PATH_MAX];
+        FnError err = {0};
+        size_t n;
+        pid_t pid;
+
+        assert_int_equal(cgroup_create(root, "frz", &limits_64m, &cg, &err), 0);
+        remember_parents(cg);
+        pid = fork_into(cg, false);
+        group_dirs(cg, dirs, &n);
+        assert_int_equal(cgroup_freeze(cg, true), 0);
+        if (cgroup_root_version(root) == CGROUP_V1)
+                assert_file_eq(P("%s/freezer.state", dirs[3]), "FROZEN\n");
+        else
+                assert_non_null(strstr(get(P("%s/cgroup.events", dirs[0])), "frozen 1\n"));
+        /* The kernel reports frozen tasks in "D" state. */
+        assert_int_equal(proc_state(pid), 'D');
+        assert_int_equal(cgroup_freeze(cg, false), 0);
+        if (cgroup_root_version(root) == CGROUP_V1)
+                assert_file_eq(P("%s/freezer.state", dirs[3]), "THAWED\n");
+        assert_int_equal(proc_state(pid), 'S');
+        /* A frozen group can be killed and removed. */
+        assert_int_equal(cgroup_freeze(cg, true), 0);
+        assert_int_equal(cgroup_kill(cg), 0);
+        assert_killed(pid);
+        assert_int_equal(cgroup_destroy(cg), 0);
+}
+
+static void test_real_set_limits(void **state)
+{
+        _cleanup_(cgroup_root_freep) CgroupRoot *root = real_open();
+        _cleanup_(cgroup_freep) Cgroup *cg = NULL;
+        const CgroupLimits big = {.memory_bytes = 256 * MIB, .cpu_weight = 300, .pids_max = 32};
+        const CgroupLimits small = {.memory_bytes = 32 * MIB, .cpu_weight = 10, .pids_max = 32};
+        char dirs[4][PATH_MAX];
+        FnError err = {0};
+        size_t n;
+
+        assert_int_equal(cgroup_create(root, "lim", &limits_64m, &cg, &err), 0);
+        remember_parents(cg);
+        group_dirs(cg, dirs, &n);
+        /* Raising and lowering: on v1 the kernel refuses memory > memsw at any moment, so the
+         * order of the two writes is tested here for real. */
+        assert_int_equal(cgroup_set_limits(cg, &big), 0);
+        if (cgroup_root_version(root) == CGROUP_V1) {
+                assert_file_eq(P("%s/memory.limit_in_bytes", dirs[0]), "268435456\n");
+                if (exists(P("%s/memory.memsw.limit_in_bytes", dirs[0])))
+                        assert_file_eq(P("%s/memory.memsw.limit_in_bytes", dirs[0]),
+                                       "268435456\n");
+                assert_file_eq(P("%s/cpu.shares", dirs[1]), "3072\n");
+        } else {
+                assert_file_eq(P("%s/memory.max", dirs[0]), "268435456\n");
+                assert_file_eq(P("%s/cpu.weight", dirs[0]), "300\n");
+        }
+        assert_int_equal(cgroup_set_limits(cg, &small), 0);
+        if (cgroup_root_version(root) == CGROUP_V1) {
+                assert_file_eq(P("%s/memory.limit_in_bytes", dirs[0]), "33554432\n");
+                if (exists(P("%s/memory.memsw.limit_in_bytes", dirs[0])))
+                        assert_file_eq(P("%s/memory.memsw.limit_in_bytes", dirs[0]),
+                                       "33554432\n");
+                assert_file_eq(P("%s/cpu.shares", dirs[1]), "102\n");
+        } else {
+                assert_file_eq(P("%s/memory.max", dirs[0]), "33554432\n");
+                assert_file_eq(P("%s/cpu.weight", dirs[0]), "10\n");
+        }
+        assert_int_equal(cgroup_destroy(cg), 0);
+}
+
 static void test_real_oom(void **state)
 {
         _cleanup_(cgroup_root_freep) CgroupRoot *root = real_open();
@@ -1478,12 +1721,18 @@ int main(void)
             T(test_destroy_v2),
             T(test_cleanup_stale),
             T(test_cleanup_stale_v2),
+            T(test_v1_set_limits),
+            T(test_v1_set_limits_fails),
+            T(test_v2_set_limits),
+            T(test_v1_freeze),
+            T(test_v2_freeze),
 #undef T
         };
         const struct CMUnitTest real_tests[] = {
 #define R(f) cmocka_unit_test_setup_teardown(f, real_setup, real_teardown)
             R(test_real_lifecycle), R(test_real_kill_without_wait), R(test_real_kill_forkers),
-            R(test_real_oom),       R(test_real_cleanup_stale),
+            R(test_real_oom),       R(test_real_cleanup_stale), R(test_real_freeze),
+            R(test_real_set_limits),
 #undef R
         };
         struct CMUnitTest all[ELEMENTSOF(tests) + ELEMENTSOF(real_tests)];
