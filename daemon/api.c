@@ -751,10 +751,16 @@ static usec_t on_prepare(void *userdata)
         Api *api = userdata;
         MHD_UNSIGNED_LONG_LONG ms;
 
-        /* Run MHD once per loop round so resumed connections and timeouts are handled. */
-        api_run(api);
+        /* Resumed connections wake MHD's epoll fd by themselves (its inter-thread channel), so
+         * only its timeouts need the loop's help here. */
         if (MHD_get_timeout(api->mhd, &ms) != MHD_YES)
                 return USEC_INFINITY;
+        if (ms == 0) {
+                /* A connection timed out: let MHD close it. */
+                api_run(api);
+                if (MHD_get_timeout(api->mhd, &ms) != MHD_YES)
+                        return USEC_INFINITY;
+        }
         return (usec_t)ms * USEC_PER_MSEC;
 }
 

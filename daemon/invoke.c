@@ -41,6 +41,7 @@ typedef struct Corpse {
         Invoker *inv;
         Sandbox *sandbox;
         LoopSource *pid_src;
+        bool ready; /* PID 1 has exited */
         struct Corpse *prev, *next;
 } Corpse;
 
@@ -55,7 +56,7 @@ struct Invocation {
         void *payload;
         size_t payload_len;
         Instance *inst;
-        bool queued;
+        bool queued, was_queued;
         usec_t t_submit, t_granted, t_ready, t_run;
         InvokeResult res;
         invoke_done_cb cb;
@@ -71,6 +72,7 @@ struct Invoker {
         Metrics *metrics;
         LoopSource *tick_src;
         usec_t tick_at;
+        bool tick_wanted; /* a tick at the next idle moment */
         FunctionEntry *functions;
         Instance *instances; /* alive */
         size_t n_instances;
@@ -78,7 +80,7 @@ struct Invoker {
         Invocation *invocations;
         size_t n_invocations;
         Corpse *corpses;
-        size_t n_corpses;
+        size_t n_corpses, n_corpses_ready;
         uint64_t seq;
         char spawn_error[256]; /* why the last spawn failed, for 503 answers */
         InvokeResult *records; /* ring of finished invocations (no bodies) */
@@ -136,15 +138,52 @@ static void corpse_free(Corpse *c)
         if (c->next)
                 c->next->prev = c->prev;
         inv->n_corpses--;
+        if (c->ready)
+                inv->n_corpses_ready--;
         loop_source_free(c->pid_src);
         sandbox_free(c->sandbox); /* PID 1 has exited: this does not wait */
         free(c);
 }
 
+/* Dead sandboxes (PID 1 reaped) are torn down (cgroup rmdir, mounts, run dir: about a
+ * millisecond on cgroup v1) when the loop is idle, so that work never delays an answer;
+ * past this many waiting, one goes at once. */
+#define CORPSES_READY_MAX 16
+
 static int on_corpse_exit(LoopSource *s, int fd, uint32_t revents, void *userdata)
 {
-        corpse_free(userdata);
+        Corpse *c = userdata;
+        Invoker *inv = c->inv;
+
+        c->pid_src = loop_source_free(c->pid_src);
+        c->ready = true;
+        inv->n_corpses_ready++;
+        if (inv->n_corpses_ready > CORPSES_READY_MAX)
+                corpse_free(c);
+        else
+                loop_idle_wake(inv->loop);
         return 0;
+}
+
+static void invoker_tick(Invoker *inv);
+
+/* One unit of deferred work per idle moment: a dead sandbox's teardown, else a tick. */
+static bool on_idle(void *userdata)
+{
+        Invoker *inv = userdata;
+        bool done = false;
+
+        for (Corpse *c = inv->corpses; c; c = c->next)
+                if (c->ready) {
+                        corpse_free(c);
+                        done = true;
+                        break;
+                }
+        if (!done && inv->tick_wanted) {
+                inv->tick_wanted = false;
+                invoker_tick(inv);
+        }
+        return inv->n_corpses_ready > 0 || inv->tick_wanted;
 }
 
 /* Kills the sandbox and frees it once PID 1 is gone, off the request path. */
@@ -210,12 +249,21 @@ const InvokeResult *invoker_find_record(Invoker *inv, const char *id)
 
 static int make_uuid(char out[37])
 {
+        /* Random bytes come from getrandom() a page at a time, not one syscall per id. */
+        static uint8_t pool[4096];
+        static size_t left;
         uint8_t b[16];
         char hex[33];
-        int r = random_bytes(b, sizeof(b));
 
-        if (r < 0)
-                return r;
+        if (left < sizeof(b)) {
+                int r = random_bytes(pool, sizeof(pool));
+                if (r < 0)
+                        return r;
+                left = sizeof(pool);
+        }
+        memcpy(b, pool + sizeof(pool) - left, sizeof(b));
+        explicit_bzero(pool + sizeof(pool) - left, sizeof(b));
+        left -= sizeof(b);
         b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
         b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
         hex_encode(b, sizeof(b), hex);
@@ -291,19 +339,19 @@ static void tick_schedule(Invoker *inv, usec_t when)
         (void)loop_source_set_time(inv->tick_src, when);
 }
 
-/* After a request changed the pool: a little later, so the answer goes out first. */
+/* After a request changed the pool: when the loop is idle, so that refilling (a sandbox
+ * creation, about a millisecond) never delays an answer. */
 static void tick_soon(Invoker *inv)
 {
-        tick_schedule(inv, now_usec() + 200);
+        inv->tick_wanted = true;
+        loop_idle_wake(inv->loop);
 }
 
-static int on_tick(LoopSource *s, usec_t now, void *userdata)
+static void invoker_tick(Invoker *inv)
 {
-        Invoker *inv = userdata;
-        usec_t next;
+        usec_t next, now;
 
         invoker_release_dead(inv);
-        inv->tick_at = USEC_INFINITY;
         next = pool_tick(inv->pool);
         /* Network namespaces for future sandboxes, one per tick. */
         if (sandbox_host_netns_available(inv->host) < inv->cfg.netns_target) {
@@ -311,10 +359,21 @@ static int on_tick(LoopSource *s, usec_t now, void *userdata)
                 if (r < 0)
                         log_debug_errno(r, "Cannot make a network namespace: %m");
                 else if (sandbox_host_netns_available(inv->host) < inv->cfg.netns_target)
-                        next = MIN(next, now_usec() + 100);
+                        next = 0;
         }
-        if (next != USEC_INFINITY)
-                tick_schedule(inv, MAX(next, now_usec() + 100));
+        now = now_usec();
+        if (next <= now)
+                tick_soon(inv); /* more work now: at the next idle moment */
+        else if (next != USEC_INFINITY)
+                tick_schedule(inv, next);
+}
+
+static int on_tick(LoopSource *s, usec_t now, void *userdata)
+{
+        Invoker *inv = userdata;
+
+        inv->tick_at = USEC_INFINITY;
+        invoker_tick(inv);
         return 0;
 }
 
@@ -350,7 +409,6 @@ static void invocation_send_invoke(Invocation *i)
         uint64_t deadline = now_realtime_usec() / USEC_PER_MSEC + i->fn->spec.timeout_ms;
         int r;
 
-        (void)sandbox_oom_kills(in->sandbox, &in->oom_kills);
         i->t_run = now_usec();
         r = agentconn_send_invoke(sandbox_channel_fd(in->sandbox), i->res.id, i->payload,
                                   i->payload_len, deadline);
@@ -428,9 +486,10 @@ static void instance_on_result(Instance *in, AgentMsg *m)
         uint64_t oom = 0;
 
         i->res.run_usec = now_usec() - i->t_run;
-        instance_disarm(in);
-        /* A runtime's child killed by the memory limit while the agent lives on. */
+        /* A runtime's child killed by the memory limit while the agent lives on. The counter
+         * is read on errors only (it is a cgroupfs read); in->oom_kills holds the last one. */
         if (!m->ok && sandbox_oom_kills(in->sandbox, &oom) >= 0 && oom > in->oom_kills) {
+                in->oom_kills = oom;
                 invocation_finish(i, false, INVOKE_OUT_OF_MEMORY, "OutOfMemory",
                                   "the function exceeded its memory limit of %" PRIu32 " MB",
                                   i->fn->spec.memory_mb);
@@ -799,6 +858,7 @@ static void invocation_finish(Invocation *i, bool reusable, InvokeOutcome outcom
         Instance *in = i->inst;
         usec_t now = now_usec();
         uint64_t peak = 0;
+        InvokeStart start;
 
         i->res.outcome = outcome;
         if (type)
@@ -829,14 +889,22 @@ static void invocation_finish(Invocation *i, bool reusable, InvokeOutcome outcom
         record_store(inv, &i->res);
         if (i->cb)
                 i->cb(&i->res, i->userdata);
-        if (in) {
-                in->cur = NULL;
-                instance_disarm(in);
-        }
-        invocation_unlink_free(i);
+        /* The instance's timer is left armed: with no invocation on it, a late expiry is
+         * ignored, and the next invocation re-arms it (one syscall less per call). */
         if (in)
-                pool_release(inv->pool, &in->pi, reusable);
-        tick_soon(inv);
+                in->cur = NULL;
+        start = i->res.start;
+        invocation_unlink_free(i);
+        if (!in) {
+                tick_soon(inv);
+                return;
+        }
+        pool_release(inv->pool, &in->pi, reusable);
+        if (in->dead || start != INVOKE_START_WARM)
+                tick_soon(inv); /* an instance or a stem cell went: the pool may refill */
+        else
+                /* Kept warm: the pool next needs to look at it when it is due to freeze. */
+                tick_schedule(inv, now_usec() + pool_config(inv->pool)->freeze_after);
 }
 
 static void invocation_specialize(Invocation *i, Instance *in)
@@ -876,7 +944,7 @@ static void invocation_begin(Invocation *i, const PoolGrant *g)
                        : g->tier == POOL_TIER_PREWARMED ? INVOKE_START_PREWARMED
                                                         : INVOKE_START_COLD;
         i->res.start_cause = g->cause == POOL_CAUSE_NONE ? NULL : pool_cause_to_string(g->cause);
-        if (i->t_granted - i->t_submit >= 10) /* a queued request shows its wait */
+        if (i->was_queued)
                 phase_add(&i->res, "queue", i->t_submit, i->t_granted);
         switch (g->tier) {
         case POOL_TIER_WARM:
@@ -939,7 +1007,7 @@ int invoker_submit(Invoker *inv, const char *name, const void *payload, size_t l
         if (r == 0)
                 invocation_begin(i, &g);
         else if (r == 1) {
-                i->queued = true;
+                i->queued = i->was_queued = true;
                 tick_schedule(inv, i->t_submit + pool_config(inv->pool)->queue_timeout);
         } else if (r == -EAGAIN)
                 invocation_finish(i, false, INVOKE_THROTTLED, "TooManyRequests",
@@ -1051,7 +1119,8 @@ int invoker_new(Loop *loop, SandboxHost *host, const InvokerConfig *cfg, Invoker
                 return r;
         }
         (void)sandbox_host_set_netns_target(host, cfg->netns_target);
-        tick_schedule(inv, now_usec());
+        loop_set_idle(loop, on_idle, inv);
+        tick_soon(inv);
         *ret = inv;
         return 0;
 }
@@ -1067,6 +1136,7 @@ Invoker *invoker_free(Invoker *inv)
                 invocation_unlink_free(inv->invocations);
         while (inv->corpses)
                 corpse_free(inv->corpses);
+        loop_set_idle(inv->loop, NULL, NULL);
         invoker_release_dead(inv);
         while (inv->functions) {
                 FunctionEntry *e = inv->functions;

@@ -34,6 +34,9 @@ struct Loop {
         LoopSource *dead;
         loop_prepare_cb prepare;
         void *prepare_userdata;
+        loop_idle_cb idle;
+        void *idle_userdata;
+        bool idle_pending;
 };
 
 int loop_new(Loop **ret)
@@ -164,6 +167,17 @@ void loop_set_prepare(Loop *l, loop_prepare_cb cb, void *userdata)
         l->prepare_userdata = userdata;
 }
 
+void loop_set_idle(Loop *l, loop_idle_cb cb, void *userdata)
+{
+        l->idle = cb;
+        l->idle_userdata = userdata;
+}
+
+void loop_idle_wake(Loop *l)
+{
+        l->idle_pending = true;
+}
+
 void loop_exit(Loop *l, int code)
 {
         l->exiting = true;
@@ -202,11 +216,18 @@ int loop_run(Loop *l)
                 }
                 if (l->exiting)
                         break;
+                if (l->idle && l->idle_pending)
+                        timeout_ms = 0; /* look for events first, then do idle work */
                 n = epoll_wait(l->epoll_fd, events, (int)ELEMENTSOF(events), timeout_ms);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         return negative_errno();
+                }
+                if (n == 0 && l->idle && l->idle_pending) {
+                        l->idle_pending = l->idle(l->idle_userdata);
+                        loop_release_dead(l);
+                        continue;
                 }
                 for (int i = 0; i < n; i++)
                         source_dispatch(events[i].data.ptr, events[i].events);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "macro.h"
@@ -36,6 +37,13 @@ LoopSource *loop_source_free(LoopSource *s);
 DEFINE_CLEANUP_FUNC(LoopSource *, loop_source_free);
 
 void loop_set_prepare(Loop *l, loop_prepare_cb cb, void *userdata);
+
+/* Work that waits until the loop has nothing else to do (e.g. tearing down dead sandboxes,
+ * so it never delays an answer). The callback does one unit and returns true if more is left.
+ * loop_idle_wake() tells the loop there is work. */
+typedef bool (*loop_idle_cb)(void *userdata);
+void loop_set_idle(Loop *l, loop_idle_cb cb, void *userdata);
+void loop_idle_wake(Loop *l);
 
 /* Runs until loop_exit(); returns the code given to it. */
 int loop_run(Loop *l);

@@ -20,6 +20,8 @@
 #define SANDBOX_FD_CHANNEL 3
 #define SANDBOX_FD_SYNC 4
 #define SANDBOX_FD_AGENT 5
+/* The template mount namespace, until the mount step has joined it (then closed). */
+#define SANDBOX_FD_MOUNT_NS 6
 
 /* What a failing child writes to the sync pipe before _exit(EXIT_FAILURE). */
 typedef struct SandboxSyncMsg {
@@ -89,10 +91,17 @@ typedef struct SandboxEtcFile {
         size_t len;
 } SandboxEtcFile;
 
+/* Builds the part of the root every sandbox shares (/, the symlinks, /usr, /dev) in a helper
+ * process, in a mount namespace of its own whose root it becomes (mounted on root_dir first,
+ * which only that namespace sees), and returns an O_CLOEXEC fd of that namespace: the template
+ * each child copies. Blocks for the helper (a fork of the caller, which must be
+ * single-threaded): about a millisecond. */
+int sandbox_mount_template_new(const SandboxRootLayout *l, const char *root_dir, int *ret,
+                               FnError *reterr);
+
 /* Everything the child needs to build its root; prepared by the parent. */
 typedef struct SandboxMountPlan {
         const SandboxRootLayout *layout;
-        const char *root_dir; /* <run_dir>/.root: mount point of the new root's tmpfs */
         const char *code_dir; /* host directory bound at /var/task, or NULL for a stem cell */
         const char *cell_dir; /* stem cell: <run_dir>/<id>, shared on the host; else NULL */
         const char *tmp_opts; /* tmpfs options of /tmp */
@@ -101,7 +110,10 @@ typedef struct SandboxMountPlan {
         size_t n_etc;
 } SandboxMountPlan;
 
-/* Child-safe. Runs the steps MOUNT_PRIVATE through PIVOT_ROOT: afterwards "/" is the new,
- * read-only root, the old root is detached, cwd is "/" and fds 0-2 point at the sandbox's own
- * /dev/null. On failure, *ret_step names the step that failed. */
+/* Child-safe. Runs the steps MOUNT_PRIVATE through PIVOT_ROOT (in the order TASK, ROOT:
+ * cloning host paths; MOUNT_PRIVATE: joining a private copy of the template namespace held at
+ * SANDBOX_FD_MOUNT_NS, which it closes; ROOT: /etc; TASK, TMP, PROC, DEV; PIVOT_ROOT: cwd and
+ * stdio): afterwards "/" is the read-only root, no host mount is left in the namespace, cwd is
+ * "/" and fds 0-2 point at the sandbox's own /dev/null. On failure, *ret_step names the step
+ * that failed. */
 int sandbox_mount_setup(const SandboxMountPlan *p, SandboxStep *ret_step);

@@ -1,10 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -13,47 +21,61 @@
 
 /* The sandbox's file system (DESIGN.md decisions 2 and 5, security-anchors §2.1, §2.5, §3.1).
  *
- * The new root is a small tmpfs that the child mounts on <run_dir>/.root inside its own mount
- * namespace (every sandbox uses that one directory: each mounts there in its own namespace). The
- * tmpfs holds only mount points, a few symlinks and a minimal /etc that we write ourselves;
- * everything else comes in as bind mounts that are read-only, nosuid and nodev:
+ * Every sandbox sees this tree; everything is read-only, nosuid and nodev unless said:
  *
- *   /usr            host /usr (Debian 12 is merged-/usr: /bin, /lib, /lib64... are symlinks)
- *   /etc/...        passwd, group, hosts, nsswitch.conf, resolv.conf (written here); host
- *                   ld.so.cache, ssl/certs and alternatives (bound, if the host has them)
+ *   /               tmpfs holding only mount points and the symlinks below (also noexec)
+ *   /bin, /lib ...  symlinks into /usr, as on the host (Debian 12 is merged-/usr)
+ *   /usr            host /usr
+ *   /etc            tmpfs: passwd, group, hosts, nsswitch.conf, resolv.conf (written per
+ *                   sandbox); host ld.so.cache, ssl/certs and alternatives (bound, if the host
+ *                   has them; the last two noexec)
  *   /var/task       the function's code, or for a stem cell the cell's host directory
  *   /tmp            tmpfs limited in bytes and inodes (rw, nosuid, nodev)
  *   /proc           fresh procfs of the sandbox's pid namespace, sensitive paths masked
- *   /dev            a directory of the root tmpfs (so read-only with it) holding null, zero,
- *                   full, random, urandom (binds of the host's nodes), the fd symlinks and a
- *                   size-limited tmpfs /dev/shm
+ *   /dev            a directory of the root holding null, zero, full, random, urandom (binds of
+ *                   the host's nodes: ro, nosuid, noexec, device access allowed), the fd
+ *                   symlinks and a size-limited tmpfs /dev/shm (rw, nosuid, nodev, noexec)
  *   /sys            an empty directory
  *
- * Each file system instance costs a superblock (20-30 us to make), so there are four: the
- * root, /tmp, /proc and /dev/shm; /dev and the masks over /proc directories are binds.
+ * What is the same for every sandbox (/, the symlinks, /usr, /dev) is built once per host, in
+ * a template mount namespace whose root it is (sandbox_mount_template_new()). A child joins that
+ * namespace and unshares a private copy of it: a handful of mounts, where a copy of the daemon's
+ * namespace would be every mount of the host, all to be detached again after pivot_root (which
+ * costs 50-250 us). What is the sandbox's own is then mounted in its copy: /etc, /var/task,
+ * /tmp, /proc and /dev/shm. The host paths it needs (the code, the cell, ld.so.cache, certs,
+ * alternatives) are cloned with open_tree() before it leaves the daemon's namespace, as
+ * detached mounts that already have their final flags, and attached after.
  *
- * Propagation. The child first makes its whole tree MS_SLAVE (receive, never send), so nothing
- * it mounts can reach the host or another namespace. Once the root is built, the new root is
- * made MS_PRIVATE recursively, so no host mount event reaches the sandbox either: a bind mount
- * keeps its source's peer group or master (a bind of a slave copy of host /usr would receive
- * whatever the host mounts under /usr). The one exception is a stem cell's /var/task, bound
- * after that step from the slave copy of the cell's shared host directory and left a slave:
- * the daemon's later bind of the code onto the cell propagates into it, and only into it.
+ * The template's root tmpfs and its binds are shared, read-only, by every sandbox, as /usr
+ * always was; nothing in a sandbox can write to them (read-only mounts, no capabilities, no
+ * mount syscalls under seccomp). Each file system instance costs a superblock (20-30 us), so a
+ * sandbox makes four of its own: /etc, /tmp, /proc and /dev/shm.
  *
- * Every destination is inside the fresh tmpfs (or the fresh procfs), which nothing but this
- * child can see or modify while it is being built, so no destination can be swapped for a
- * symlink under us (CVE-2021-30465 class). Paths are relative to the new root: the child
- * chdir()s into it right after mounting it, so no path has to be formatted in the child.
+ * Propagation. The template is built with MS_REC|MS_SLAVE first (nothing propagates from it to
+ * the host) and made MS_PRIVATE recursively before it becomes a root, so its copies are
+ * private, and so is every mount a sandbox makes on them: no mount event passes between the
+ * host and a sandbox, or between sandboxes. The one exception is a stem cell's /var/task, a
+ * clone of the cell's shared host directory made a slave (receive, never send): the daemon's
+ * later mount of the code on the cell propagates into it, and only into it.
  *
- * All functions below except sandbox_mount_layout_probe() run in the child between clone and
- * exec: no allocation, no logging. */
+ * Every destination is inside the sandbox's private copy of the template or a fresh file system
+ * of its own, which nothing but this child can see or modify while it is being built, so no
+ * destination can be swapped for a symlink under us (CVE-2021-30465 class). Paths are relative
+ * to "/": joining the template namespace makes its root the child's root and cwd.
+ *
+ * All functions below except sandbox_mount_layout_probe() and sandbox_mount_template_new() run
+ * in the child between clone and exec: no allocation, no logging. The template is built in a
+ * helper process under the same rule. */
 
 #define ROOT_TMPFS_OPTS "size=1m,nr_inodes=512,mode=0755"
+#define ETC_TMPFS_OPTS "size=64k,nr_inodes=32,mode=0755"
+/* The template helper must report within this time. */
+#define TEMPLATE_TIMEOUT_MSEC 5000
 
 static const char *const root_link_names[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
 
 static const char *const root_dirs[] = {"usr", "etc",  "var", "var/task",
-                                        "tmp", "proc", "dev", "sys"};
+                                        "tmp", "proc", "dev", "sys", "dev/shm"};
 
 /* Docker's masked paths (moby oci/defaults.go) plus sysrq-trigger and interrupts, as newer
  * engines do. Paths the kernel does not have are skipped. */
@@ -156,7 +178,7 @@ int sandbox_mount_layout_probe(SandboxRootLayout *ret, FnError *reterr)
         return 0;
 }
 
-/* ---- child side ---- */
+/* ---- shared by the template helper and the child ---- */
 
 /* A read-only, nosuid, nodev bind of src at dst. Not MS_REC: submounts of the host directory
  * stay out of the sandbox, and the remount (which applies to one mount only) then covers the
@@ -196,56 +218,47 @@ static int make_dir(const char *name, mode_t mode)
         return RET_NERRNO(mkdir(name, mode));
 }
 
-static int setup_etc(const SandboxMountPlan *p)
-{
-        const SandboxRootLayout *l = p->layout;
-        int r;
+/* ---- the template: once per host, in a helper process ---- */
 
-        for (size_t i = 0; i < p->n_etc; i++) {
-                r = create_file(p->etc[i].name, p->etc[i].data, p->etc[i].len, 0644);
+static int template_dev(void)
+{
+        /* The nodes are binds of the host's, with the flags of the host's /dev mount (device
+         * access allowed), made read-only (which still allows writing to a device node: the ro
+         * check of open() covers regular files, directories and symlinks; it stops chmod and
+         * chown), nosuid and noexec. Any other device node (the sandbox has no CAP_MKNOD
+         * anyway) would be inert on the nodev root. */
+        for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {
+                int r = create_file(dev_nodes[i].dst, "", 0, 0666);
                 if (r < 0)
                         return r;
+                if (mount(dev_nodes[i].src, dev_nodes[i].dst, NULL, MS_BIND, NULL) < 0)
+                        return negative_errno();
+                if (mount(NULL, dev_nodes[i].dst, NULL,
+                          MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) < 0)
+                        return negative_errno();
         }
-        /* The dynamic linker reads ld.so.cache to find libraries quickly; without it every
-         * library lookup walks the default paths. */
-        if (l->has_ld_cache) {
-                r = create_file("etc/ld.so.cache", "", 0, 0644);
-                if (r >= 0)
-                        r = bind_ro("/etc/ld.so.cache", "etc/ld.so.cache", 0);
-                if (r < 0)
-                        return r;
-        }
-        if (l->has_ssl_certs) {
-                r = make_dir("etc/ssl", 0755);
-                if (r >= 0)
-                        r = make_dir("etc/ssl/certs", 0755);
-                if (r >= 0)
-                        r = bind_ro("/etc/ssl/certs", "etc/ssl/certs", MS_NOEXEC);
-                if (r < 0)
-                        return r;
-        }
-        /* Debian's /usr/bin/awk and friends are symlinks through /etc/alternatives. */
-        if (l->has_alternatives) {
-                r = make_dir("etc/alternatives", 0755);
-                if (r >= 0)
-                        r = bind_ro("/etc/alternatives", "etc/alternatives", MS_NOEXEC);
-                if (r < 0)
-                        return r;
-        }
+        for (size_t i = 0; i < ELEMENTSOF(dev_links); i++)
+                if (symlink(dev_links[i].target, dev_links[i].name) < 0)
+                        return negative_errno();
         return 0;
 }
 
-static int setup_root(const SandboxMountPlan *p)
+/* In the helper, in a mount namespace of its own: builds the template at root_dir and makes it
+ * the namespace's root. */
+static int template_build(const SandboxRootLayout *l, const char *root_dir)
 {
-        const SandboxRootLayout *l = p->layout;
+        char cwd[8];
         int r;
 
-        /* noexec on the root itself: it holds no programs (those live on /usr, reached through
-         * the symlinks), and it is read-only by the time anything runs. */
-        if (mount("tmpfs", p->root_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                  ROOT_TMPFS_OPTS) < 0)
+        /* Receive, never send: nothing below may propagate to the host. */
+        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
                 return negative_errno();
-        if (chdir(p->root_dir) < 0)
+        /* noexec on the root itself: it holds no programs (those live on /usr, reached through
+         * the symlinks). */
+        if (mount("tmpfs", root_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, ROOT_TMPFS_OPTS) <
+            0)
+                return negative_errno();
+        if (chdir(root_dir) < 0)
                 return negative_errno();
         for (size_t i = 0; i < ELEMENTSOF(root_dirs); i++) {
                 r = make_dir(root_dirs[i], 0755);
@@ -258,7 +271,185 @@ static int setup_root(const SandboxMountPlan *p)
         for (size_t i = 0; i < l->n_links; i++)
                 if (symlink(l->links[i].target, l->links[i].name) < 0)
                         return negative_errno();
-        return setup_etc(p);
+        r = template_dev();
+        if (r < 0)
+                return r;
+        /* A bind keeps its source's peer group or master (the binds of host /usr and /dev
+         * nodes would receive what the host mounts there): cut them all off. */
+        if (mount(NULL, ".", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return negative_errno();
+        /* pivot_root(".", ".") stacks the old root on top of the new one at "/"; detaching "."
+         * then removes the old root (and every host mount under it) from the namespace. */
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+                return negative_errno();
+        if (umount2(".", MNT_DETACH) < 0)
+                return negative_errno();
+        if (chdir("/") < 0)
+                return negative_errno();
+        if (!getcwd(cwd, sizeof(cwd)) || strcmp(cwd, "/") != 0)
+                return -EPERM;
+        return RET_NERRNO(mount(NULL, "/", NULL,
+                                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |
+                                    MS_NOEXEC,
+                                NULL));
+}
+
+static _Noreturn void template_helper(const SandboxRootLayout *l, const char *root_dir, int fd)
+{
+        int r, e;
+
+        r = RET_NERRNO(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
+        if (r >= 0)
+                r = RET_NERRNO(unshare(CLONE_NEWNS));
+        if (r >= 0)
+                r = template_build(l, root_dir);
+        e = r < 0 ? -r : 0;
+        (void)!write(fd, &e, sizeof(e));
+        if (r < 0)
+                _exit(EXIT_FAILURE);
+        /* Kept alive until the daemon has opened the namespace; then it kills us. */
+        for (;;)
+                (void)pause();
+}
+
+int sandbox_mount_template_new(const SandboxRootLayout *l, const char *root_dir, int *ret,
+                               FnError *reterr)
+{
+        _cleanup_close_ int rd = -EBADF, fd = -EBADF;
+        struct pollfd pfd;
+        char path[64];
+        int pp[2], e = EIO;
+        ssize_t n = -1;
+        pid_t pid;
+
+        if (pipe2(pp, O_CLOEXEC) < 0)
+                return fn_error_set(reterr, negative_errno(), "template: pipe2 failed");
+        rd = pp[0];
+        pid = fork();
+        if (pid < 0) {
+                (void)close(pp[1]);
+                return fn_error_set(reterr, negative_errno(), "template: fork failed");
+        }
+        if (pid == 0)
+                template_helper(l, root_dir, pp[1]);
+        (void)close(pp[1]);
+        pfd = (struct pollfd){.fd = rd, .events = POLLIN};
+        if (poll(&pfd, 1, TEMPLATE_TIMEOUT_MSEC) > 0)
+                n = read(rd, &e, sizeof(e));
+        if (n == (ssize_t)sizeof(e) && e == 0) {
+                (void)snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        e = errno;
+        }
+        (void)kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        if (fd < 0)
+                return fn_error_set(reterr, -(e ? e : EIO),
+                                    "cannot build the sandbox root template: %s",
+                                    strerror(e ? e : EIO));
+        *ret = TAKE_FD(fd);
+        return 0;
+}
+
+/* ---- child side ---- */
+
+/* A detached clone of path (not recursive: its submounts stay out), read-only, nosuid, nodev
+ * and extra, with the given propagation. Every copy made of it later has the same flags. */
+static int clone_ro(const char *path, uint64_t extra, uint64_t propagation, int *ret)
+{
+        struct mount_attr attr = {
+            .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | extra,
+            .propagation = propagation,
+        };
+        int fd, r;
+
+        fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+                r = negative_errno();
+                (void)close(fd);
+                return r;
+        }
+        *ret = fd;
+        return 0;
+}
+
+static int attach(int fd, const char *dst)
+{
+        return RET_NERRNO(move_mount(fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH));
+}
+
+/* Host paths to clone in the daemon's namespace, where they are, and their flags. */
+typedef struct Clones {
+        int task, ld_cache, certs, alternatives;
+} Clones;
+
+static void clones_close(Clones *c)
+{
+        (void)safe_close(c->task);
+        (void)safe_close(c->ld_cache);
+        (void)safe_close(c->certs);
+        (void)safe_close(c->alternatives);
+}
+
+static int clone_etc(const SandboxRootLayout *l, Clones *c)
+{
+        int r = 0;
+
+        /* The dynamic linker reads ld.so.cache to find libraries quickly; cloned per sandbox,
+         * so that an ldconfig run on the host is seen by the next sandbox. */
+        if (l->has_ld_cache)
+                r = clone_ro("/etc/ld.so.cache", 0, MS_PRIVATE, &c->ld_cache);
+        if (r >= 0 && l->has_ssl_certs)
+                r = clone_ro("/etc/ssl/certs", MOUNT_ATTR_NOEXEC, MS_PRIVATE, &c->certs);
+        /* Debian's /usr/bin/awk and friends are symlinks through /etc/alternatives. */
+        if (r >= 0 && l->has_alternatives)
+                r = clone_ro("/etc/alternatives", MOUNT_ATTR_NOEXEC, MS_PRIVATE,
+                             &c->alternatives);
+        return r;
+}
+
+static int setup_etc(const SandboxMountPlan *p, const Clones *c)
+{
+        int r;
+
+        if (mount("tmpfs", "etc", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, ETC_TMPFS_OPTS) < 0)
+                return negative_errno();
+        for (size_t i = 0; i < p->n_etc; i++) {
+                r = create_file(p->etc[i].name, p->etc[i].data, p->etc[i].len, 0644);
+                if (r < 0)
+                        return r;
+        }
+        if (c->ld_cache >= 0) {
+                r = create_file("etc/ld.so.cache", "", 0, 0644);
+                if (r >= 0)
+                        r = attach(c->ld_cache, "etc/ld.so.cache");
+                if (r < 0)
+                        return r;
+        }
+        if (c->certs >= 0) {
+                r = make_dir("etc/ssl", 0755);
+                if (r >= 0)
+                        r = make_dir("etc/ssl/certs", 0755);
+                if (r >= 0)
+                        r = attach(c->certs, "etc/ssl/certs");
+                if (r < 0)
+                        return r;
+        }
+        if (c->alternatives >= 0) {
+                r = make_dir("etc/alternatives", 0755);
+                if (r >= 0)
+                        r = attach(c->alternatives, "etc/alternatives");
+                if (r < 0)
+                        return r;
+        }
+        return RET_NERRNO(mount(NULL, "etc", NULL,
+                                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |
+                                    MS_NOEXEC,
+                                NULL));
 }
 
 static bool path_exists(const char *path)
@@ -298,53 +489,17 @@ static int setup_proc(void)
         return 0;
 }
 
-static int setup_dev(const char *shm_opts)
-{
-        /* The nodes are binds of the host's, with the flags of the host's /dev mount (device
-         * access allowed), made read-only (which still allows writing to a device node: the ro
-         * check of open() covers regular files, directories and symlinks; it stops chmod and
-         * chown), nosuid and noexec. Any other device node (the sandbox has no CAP_MKNOD
-         * anyway) would be inert on the nodev root. */
-        for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {
-                int r = create_file(dev_nodes[i].dst, "", 0, 0666);
-                if (r < 0)
-                        return r;
-                if (mount(dev_nodes[i].src, dev_nodes[i].dst, NULL, MS_BIND, NULL) < 0)
-                        return negative_errno();
-                if (mount(NULL, dev_nodes[i].dst, NULL,
-                          MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) < 0)
-                        return negative_errno();
-        }
-        for (size_t i = 0; i < ELEMENTSOF(dev_links); i++)
-                if (symlink(dev_links[i].target, dev_links[i].name) < 0)
-                        return negative_errno();
-        if (mkdir("dev/shm", 01777) < 0)
-                return negative_errno();
-        return RET_NERRNO(
-            mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, shm_opts));
-}
-
-static int pivot(void)
+/* Stdio onto the sandbox's own /dev/null, dropping the host's; cwd checked. */
+static int finish(void)
 {
         char cwd[8];
         int fd;
 
-        /* pivot_root(".", ".") stacks the old root on top of the new one at "/"; detaching "."
-         * then removes the old root (and every host mount under it) from this namespace. No
-         * directory for the old root is needed, and nothing of the host stays reachable. */
-        if (syscall(SYS_pivot_root, ".", ".") < 0)
-                return negative_errno();
-        if (umount2(".", MNT_DETACH) < 0)
-                return negative_errno();
         if (chdir("/") < 0)
                 return negative_errno();
         /* CVE-2024-21626: make sure the cwd is inside the new root, not a leftover host path. */
         if (!getcwd(cwd, sizeof(cwd)) || strcmp(cwd, "/") != 0)
                 return -EPERM;
-        if (mount(NULL, "/", NULL,
-                  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-                return negative_errno();
-        /* Point stdio at the sandbox's own /dev/null, dropping the host's. */
         fd = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return negative_errno();
@@ -357,56 +512,80 @@ static int pivot(void)
         return 0;
 }
 
-int sandbox_mount_setup(const SandboxMountPlan *p, SandboxStep *ret_step)
+/* Leaves the daemon's mount namespace for a private copy of the template; root and cwd are
+ * its root then. Our fd of the template goes, so nothing of it stays reachable. */
+static int enter_template(void)
+{
+        int r = RET_NERRNO(setns(SANDBOX_FD_MOUNT_NS, CLONE_NEWNS));
+
+        (void)close(SANDBOX_FD_MOUNT_NS);
+        if (r < 0)
+                return r;
+        return RET_NERRNO(unshare(CLONE_NEWNS));
+}
+
+void sbx_mark(int i);
+static int mount_setup(const SandboxMountPlan *p, Clones *c, SandboxStep *ret_step)
 {
         int r;
 
-        /* Receive, never send: nothing we mount may propagate to the host (or anywhere else).
-         * Not MS_PRIVATE, which would cut a stem cell's /var/task off its host directory. */
-        *ret_step = SANDBOX_STEP_MOUNT_PRIVATE;
-        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-                return negative_errno();
-
+        /* In the daemon's namespace: clone what comes from the host. A stem cell's /var/task
+         * is a slave of the cell's shared directory: receive the code, never send. */
+        *ret_step = SANDBOX_STEP_TASK;
+        r = clone_ro(p->code_dir ? p->code_dir : p->cell_dir, 0,
+                     p->code_dir ? MS_PRIVATE : MS_SLAVE, &c->task);
+        if (r < 0)
+                return r;
         *ret_step = SANDBOX_STEP_ROOT;
-        r = setup_root(p);
+        r = clone_etc(p->layout, c);
         if (r < 0)
                 return r;
 
-        if (p->code_dir) {
-                *ret_step = SANDBOX_STEP_TASK;
-                r = bind_ro(p->code_dir, "var/task", 0);
-                if (r < 0)
-                        return r;
-        }
+        sbx_mark(20);
+        *ret_step = SANDBOX_STEP_MOUNT_PRIVATE;
+        r = enter_template();
+        sbx_mark(21);
+        if (r < 0)
+                return r;
+
+        *ret_step = SANDBOX_STEP_ROOT;
+        r = setup_etc(p, c);
+        if (r < 0)
+                return r;
+
+        sbx_mark(22);
+        *ret_step = SANDBOX_STEP_TASK;
+        r = attach(c->task, "var/task");
+        if (r < 0)
+                return r;
 
         *ret_step = SANDBOX_STEP_TMP;
         if (mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, p->tmp_opts) < 0)
                 return negative_errno();
 
+        sbx_mark(23);
         *ret_step = SANDBOX_STEP_PROC;
         r = setup_proc();
         if (r < 0)
                 return r;
 
+        sbx_mark(24);
         *ret_step = SANDBOX_STEP_DEV;
-        r = setup_dev(p->shm_opts);
-        if (r < 0)
-                return r;
-
-        /* The whole new tree (cwd is its root) stops receiving from the host: see the top. */
-        *ret_step = SANDBOX_STEP_MOUNT_PRIVATE;
-        if (mount(NULL, ".", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        if (mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, p->shm_opts) < 0)
                 return negative_errno();
 
-        if (p->cell_dir) {
-                /* Bound from our slave copy of the cell, so it is a slave of the cell too; the
-                 * remount changes flags only, never propagation. */
-                *ret_step = SANDBOX_STEP_TASK;
-                r = bind_ro(p->cell_dir, "var/task", 0);
-                if (r < 0)
-                        return r;
-        }
-
+        sbx_mark(25);
         *ret_step = SANDBOX_STEP_PIVOT_ROOT;
-        return pivot();
+        r = finish();
+        sbx_mark(26);
+        return r;
+}
+
+int sandbox_mount_setup(const SandboxMountPlan *p, SandboxStep *ret_step)
+{
+        Clones c = {.task = -EBADF, .ld_cache = -EBADF, .certs = -EBADF, .alternatives = -EBADF};
+        int r = mount_setup(p, &c, ret_step);
+
+        clones_close(&c);
+        return r;
 }

@@ -50,7 +50,8 @@ struct SandboxHost {
         char *run_dir;
         int run_dir_fd;
         bool run_dir_mounted; /* we bound run_dir onto itself (to make it private) */
-        char *root_dir;       /* <run_dir>/.root */
+        char *root_dir;       /* <run_dir>/.root, where the template root is built */
+        int template_fd;      /* mount namespace every sandbox's root is copied from */
         int agent_fd; /* sealed memfd copy of the agent (or the file itself, see agent_open) */
         CgroupRoot *cgroot;
         struct sock_fprog seccomp;
@@ -139,6 +140,11 @@ static const char etc_nsswitch[] = "passwd: files\n"
 /* The child: a fixed, fail-closed sequence. No allocation, no logging, no return.          */
 /* ======================================================================================== */
 
+#include <time.h>
+uint64_t *sbx_prof;
+void sbx_mark(int i);
+void sbx_mark(int i) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); if (sbx_prof) sbx_prof[i] = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec; }
+#define PROF(i) sbx_mark(i)
 static _Noreturn void child_fail(int sync_fd, SandboxStep step, int r)
 {
         SandboxSyncMsg m = {.step = step, .error = r < 0 ? -r : EIO};
@@ -168,6 +174,7 @@ static int child_join_cgroup(const char *const *paths)
         }
         /* A cgroup namespace rooted at the sandbox's group: /proc/self/cgroup shows "/", and
          * the host's cgroup paths stay hidden. */
+        PROF(15);
         return RET_NERRNO(unshare(CLONE_NEWCGROUP));
 }
 
@@ -185,27 +192,30 @@ static void child_reset_signals(void)
         (void)sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Moves the channel, the sync pipe and the agent binary to their fixed numbers, points stdio
- * at /dev/null and closes everything else (CVE-2024-21626: no daemon fd may reach the
+/* Moves the channel, the sync pipe, the agent binary and the template mount namespace to their
+ * fixed numbers, points stdio at /dev/null and closes everything else (CVE-2024-21626: no daemon fd may reach the
  * sandbox). *sync_fd follows the sync pipe, so a failure is always reported on it. */
 static int child_fds(const ChildPlan *p, int *sync_fd)
 {
-        int chan, sync, agent, devnull;
+        int chan, sync, agent, mntns, devnull;
 
         child_reset_signals();
+        PROF(13);
         (void)umask(0022);
 
-        /* First copy the three above the fixed numbers, so dup3() below cannot clobber one
-         * of them (any of them may be 3, 4 or 5 in the daemon). */
+        /* First copy the four above the fixed numbers, so dup3() below cannot clobber one
+         * of them (any of them may be 3, 4, 5 or 6 in the daemon). */
         chan = fcntl(p->channel_fd, F_DUPFD_CLOEXEC, 10);
         sync = fcntl(p->sync_fd, F_DUPFD_CLOEXEC, 10);
         agent = fcntl(p->host->agent_fd, F_DUPFD_CLOEXEC, 10);
-        if (chan < 0 || sync < 0 || agent < 0)
+        mntns = fcntl(p->host->template_fd, F_DUPFD_CLOEXEC, 10);
+        if (chan < 0 || sync < 0 || agent < 0 || mntns < 0)
                 return negative_errno();
         *sync_fd = sync;
         /* The channel is the one fd the agent keeps across exec: no CLOEXEC. */
         if (dup3(chan, SANDBOX_FD_CHANNEL, 0) < 0 || dup3(sync, SANDBOX_FD_SYNC, O_CLOEXEC) < 0 ||
-            dup3(agent, SANDBOX_FD_AGENT, O_CLOEXEC) < 0)
+            dup3(agent, SANDBOX_FD_AGENT, O_CLOEXEC) < 0 ||
+            dup3(mntns, SANDBOX_FD_MOUNT_NS, O_CLOEXEC) < 0)
                 return negative_errno();
         *sync_fd = SANDBOX_FD_SYNC;
 
@@ -217,7 +227,7 @@ static int child_fds(const ChildPlan *p, int *sync_fd)
                 if (dup2(devnull, i) < 0)
                         return negative_errno();
         /* Also closes devnull unless it landed on 0-2. */
-        return RET_NERRNO(close_range(SANDBOX_FD_AGENT + 1, ~0U, 0));
+        return RET_NERRNO(close_range(SANDBOX_FD_MOUNT_NS + 1, ~0U, 0));
 }
 
 static int child_session(void)
@@ -270,17 +280,22 @@ static _Noreturn void child_run(const ChildPlan *p)
         SandboxStep step;
         int r;
 
+        PROF(0);
         r = child_join_cgroup(p->procs_paths);
+        PROF(1);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_CGROUP, r);
         /* A pooled namespace is joined first thing, while we are surely still privileged; its
          * loopback is up already. child_fds() closes our copy of the fd. */
         if (p->netns_fd >= 0 && setns(p->netns_fd, CLONE_NEWNET) < 0)
                 child_fail(sync_fd, SANDBOX_STEP_NETWORK, negative_errno());
+        PROF(2);
         r = child_fds(p, &sync_fd);
+        PROF(3);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_FDS, r);
         r = sandbox_mount_setup(&p->mount, &step);
+        PROF(4);
         if (r < 0)
                 child_fail(sync_fd, step, r);
         if (p->netns_fd < 0) {
@@ -290,6 +305,7 @@ static _Noreturn void child_run(const ChildPlan *p)
         }
         if (sethostname(SANDBOX_HOSTNAME, strlen(SANDBOX_HOSTNAME)) < 0)
                 child_fail(sync_fd, SANDBOX_STEP_HOSTNAME, negative_errno());
+        PROF(5);
         r = child_session();
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_SETSID, r);
@@ -298,19 +314,23 @@ static _Noreturn void child_run(const ChildPlan *p)
                 child_fail(sync_fd, SANDBOX_STEP_RLIMITS, r);
         /* Bounding and ambient sets first: dropping from the bounding set needs CAP_SETPCAP,
          * which the uid switch takes away. */
+        PROF(6);
         r = sandbox_caps_drop_bounding(&p->host->caps);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_CAPS, r);
         r = child_ids(p);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_IDS, r);
+        PROF(7);
         r = sandbox_caps_clear(&p->host->caps);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_CAPS, r);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 child_fail(sync_fd, SANDBOX_STEP_NO_NEW_PRIVS, negative_errno());
         /* Last before exec, so the filter does not have to allow anything the setup needs. */
+        PROF(8);
         r = sandbox_seccomp_load(&p->host->seccomp);
+        PROF(9);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_SECCOMP, r);
         (void)syscall(SYS_execveat, SANDBOX_FD_AGENT, "", argv, envp, AT_EMPTY_PATH);
@@ -492,7 +512,7 @@ int sandbox_host_new(const SandboxHostConfig *cfg, SandboxHost **ret, FnError *r
         h = calloc(1, sizeof(*h));
         if (!h)
                 return fn_error_set(reterr, -ENOMEM, "out of memory");
-        h->run_dir_fd = h->agent_fd = h->orig_netns_fd = -EBADF;
+        h->run_dir_fd = h->agent_fd = h->orig_netns_fd = h->template_fd = -EBADF;
         h->uid_base = cfg->uid_base;
         h->uid_count = cfg->uid_count;
         h->slot_used = calloc(cfg->uid_count, 1);
@@ -506,6 +526,9 @@ int sandbox_host_new(const SandboxHostConfig *cfg, SandboxHost **ret, FnError *r
         if (r < 0)
                 return r;
         r = sandbox_mount_layout_probe(&h->layout, reterr);
+        if (r < 0)
+                return r;
+        r = sandbox_mount_template_new(&h->layout, h->root_dir, &h->template_fd, reterr);
         if (r < 0)
                 return r;
         r = sandbox_caps_init(&h->caps, reterr);
@@ -531,6 +554,7 @@ SandboxHost *sandbox_host_free(SandboxHost *h)
         sandbox_seccomp_done(&h->seccomp);
         sandbox_caps_done(&h->caps);
         h->agent_fd = safe_close(h->agent_fd);
+        h->template_fd = safe_close(h->template_fd);
         h->run_dir_fd = safe_close(h->run_dir_fd);
         while (h->n_netns > 0)
                 (void)safe_close(h->netns[--h->n_netns]);
@@ -703,7 +727,6 @@ static int plan_build(SandboxHost *h, Sandbox *s, const SandboxSpec *spec,
                        (unsigned long long)MIN(spec->tmp_inodes, SHM_INODES_MAX));
 
         p->mount.layout = &h->layout;
-        p->mount.root_dir = h->root_dir;
         p->mount.code_dir = spec->code_dir;
         p->mount.cell_dir = s->stem ? s->cell_dir : NULL;
         p->mount.tmp_opts = b->tmp_opts;
@@ -785,7 +808,9 @@ static int spawn_child(SandboxHost *h, Sandbox *s, const SandboxSpec *spec, FnEr
                 if (r < 0)
                         return r;
         }
+        PROF(16);
         r = cgroup_create(h->cgroot, s->id, &lim, &s->cg, reterr);
+        PROF(17);
         if (r < 0)
                 return r;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -809,7 +834,9 @@ static int spawn_child(SandboxHost *h, Sandbox *s, const SandboxSpec *spec, FnEr
          * is closed on return, the child's once it has joined. */
         netns_fd = netns_take(h);
         plan.netns_fd = netns_fd;
+        PROF(10);
         pid = clone_child(cgroup_dir_fd(s->cg), netns_fd < 0, &s->pidfd);
+        if (pid > 0) PROF(11);
         if (pid < 0)
                 return fn_error_set(reterr, negative_errno(), "clone3 failed");
         if (pid == 0)
@@ -823,6 +850,7 @@ int sandbox_spawn(SandboxHost *h, const SandboxSpec *spec, Sandbox **ret, FnErro
         _cleanup_(sandbox_freep) Sandbox *s = NULL;
         int r;
 
+        PROF(12);
         r = spec_check(spec, reterr);
         if (r < 0)
                 return r;
