@@ -98,6 +98,7 @@ struct Registry {
         int code_fd;
         sqlite3 *db;
         sqlite3_stmt *stmt[_STMT_MAX];
+        char last_token_sha[SHA256_HEX_LEN + 1]; /* "" or the digest that last matched */
         bool (*code_in_use)(const char *sha, void *userdata);
         void *code_in_use_userdata;
 };
@@ -749,6 +750,7 @@ int registry_ensure_admin_token(Registry *r, const char *token_path, FnError *re
 
         if (!r || !token_path)
                 return fn_error_set(reterr, -EINVAL, "no token path");
+        r->last_token_sha[0] = '\0'; /* the admin token may change here */
         k = admin_token_load(token_path, &token, reterr);
         if (k < 0)
                 return k;
@@ -794,6 +796,11 @@ int registry_check_token(Registry *r, const char *token)
                 return -EACCES;
         if (sha256_hex(token, strlen(token), sha) < 0)
                 return -EACCES;
+        /* The last digest that matched is remembered: every API request checks a token, and
+         * this spares the database on the hot path. A rotated token (a new file and a restart,
+         * or registry_ensure_admin_token) clears it. */
+        if (r->last_token_sha[0] && CRYPTO_memcmp(r->last_token_sha, sha, SHA256_HEX_LEN) == 0)
+                return 0;
         /* Only digests are stored. The index lookup can at most tell an attacker how the
          * SHA-256 of their guess sorts against stored digests, which says nothing about a
          * token; the final comparison is constant-time anyway. */
@@ -805,6 +812,7 @@ int registry_check_token(Registry *r, const char *token)
         if (!stored || strlen(stored) != SHA256_HEX_LEN ||
             CRYPTO_memcmp(stored, sha, SHA256_HEX_LEN) != 0)
                 return -EACCES;
+        memcpy(r->last_token_sha, sha, sizeof(r->last_token_sha));
         return 0;
 }
 
