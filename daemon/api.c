@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 
 #include "api-json.h"
+#include "logstore.h"
 #include "log.h"
 #include "util.h"
 
@@ -25,6 +26,8 @@ typedef enum Route {
         ROUTE_INVOCATION,
         ROUTE_POOL,
         ROUTE_METRICS,
+        ROUTE_FUNCTION_LOGS,
+        ROUTE_INVOCATION_LOGS,
 } Route;
 
 struct Api {
@@ -180,11 +183,20 @@ static Route route_parse(const char *url, char name[65])
         if (strcmp(url, "/v1/functions") == 0 || strcmp(url, "/v1/functions/") == 0)
                 return ROUTE_FUNCTIONS;
         if (strncmp(url, "/v1/invocations/", 16) == 0) {
+                bool logs;
                 p = url + 16;
-                if (strlen(p) == 0 || strlen(p) > 64 || !name_is_valid(p))
+                slash = strchr(p, '/');
+                logs = slash && strcmp(slash, "/logs") == 0;
+                if (slash && !logs)
                         return ROUTE_NONE;
-                strcpy(name, p);
-                return ROUTE_INVOCATION;
+                l = slash ? (size_t)(slash - p) : strlen(p);
+                if (l == 0 || l > 64)
+                        return ROUTE_NONE;
+                memcpy(name, p, l);
+                name[l] = '\0';
+                if (!name_is_valid(name))
+                        return ROUTE_NONE;
+                return logs ? ROUTE_INVOCATION_LOGS : ROUTE_INVOCATION;
         }
         if (strncmp(url, "/v1/functions/", 14) != 0)
                 return ROUTE_NONE;
@@ -202,6 +214,8 @@ static Route route_parse(const char *url, char name[65])
                 return ROUTE_FUNCTION;
         if (strcmp(slash, "/invoke") == 0)
                 return ROUTE_INVOKE;
+        if (strcmp(slash, "/logs") == 0)
+                return ROUTE_FUNCTION_LOGS;
         return ROUTE_NONE;
 }
 
@@ -215,6 +229,8 @@ static bool method_allowed(Route route, const char *method, const char **ret_all
             [ROUTE_INVOCATION] = "GET",
             [ROUTE_POOL] = "GET",
             [ROUTE_METRICS] = "GET",
+            [ROUTE_FUNCTION_LOGS] = "GET",
+            [ROUTE_INVOCATION_LOGS] = "GET",
         };
         const char *a = allow[route];
         size_t ml = strlen(method);
@@ -468,7 +484,17 @@ static void on_invoke_done(const InvokeResult *res, void *userdata)
         } else
                 resp = error_response(res->error_type, "%s", res->error_message);
         if (resp) {
+                const char *want =
+                    MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Fnbox-Log");
                 add_invoke_headers(resp, res);
+                if (want && strcasecmp(want, "tail") == 0) {
+                        /* As Lambda's LogType: Tail: the last 4 KiB of the log, base64. */
+                        size_t n = MIN(res->log_len, (size_t)API_LOG_TAIL_BYTES);
+                        _cleanup_free_ char *b64 =
+                            base64_encode(res->log ? res->log + res->log_len - n : "", n);
+                        if (b64)
+                                (void)MHD_add_response_header(resp, "X-Fnbox-Log-Result", b64);
+                }
                 if (res->outcome == INVOKE_THROTTLED) {
                         char secs[32];
                         usec_t t = pool_config(invoker_pool(api->inv))->queue_timeout;
@@ -565,6 +591,61 @@ static void handle_pool(Request *req)
         request_answer(req, MHD_HTTP_OK, response_from_string(text, "application/json"));
 }
 
+static void handle_function_logs(Request *req)
+{
+        const char *v;
+        uint64_t lines = 100, after = 0, cursor = 0;
+        char *text = NULL, buf[32];
+        struct MHD_Response *resp;
+        int r;
+
+        v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "tail");
+        if (v && (parse_uint64(v, &lines) < 0 || lines > LOGSTORE_TAIL_MAX)) {
+                request_answer_error(req, MHD_HTTP_BAD_REQUEST, "BadRequest",
+                                     "query 'tail' must be a whole number of lines up to 10000");
+                return;
+        }
+        v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "after");
+        if (v && parse_uint64(v, &after) < 0) {
+                request_answer_error(req, MHD_HTTP_BAD_REQUEST, "BadRequest",
+                                     "query 'after' must be a cursor from X-Fnbox-Log-Cursor");
+                return;
+        }
+        r = invoker_function_logs(req->api->inv, req->name, (size_t)lines, after, &text, &cursor);
+        if (r == -ENOENT) {
+                char msg[128];
+                (void)snprintf(msg, sizeof(msg), "function '%s' not found", req->name);
+                request_answer_error(req, MHD_HTTP_NOT_FOUND, "NotFound", msg);
+                return;
+        }
+        if (r < 0) {
+                request_answer_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable",
+                                     "out of memory");
+                return;
+        }
+        resp = response_from_string(text, "text/plain; charset=utf-8");
+        if (resp) {
+                (void)snprintf(buf, sizeof(buf), "%" PRIu64, cursor);
+                (void)MHD_add_response_header(resp, "X-Fnbox-Log-Cursor", buf);
+        }
+        request_answer(req, MHD_HTTP_OK, resp);
+}
+
+static void handle_invocation_logs(Request *req)
+{
+        const InvokeResult *res = invoker_find_record(req->api->inv, req->name);
+
+        if (!res) {
+                request_answer_error(req, MHD_HTTP_NOT_FOUND, "NotFound",
+                                     "no record of that invocation (records are kept for "
+                                     "the latest invocations only)");
+                return;
+        }
+        request_answer(
+            req, MHD_HTTP_OK,
+            response_from_string(strdup(res->log ? res->log : ""), "text/plain; charset=utf-8"));
+}
+
 static void handle_metrics(Request *req)
 {
         request_answer(
@@ -603,6 +684,12 @@ static void request_dispatch(Request *req, const char *method)
         case ROUTE_METRICS:
                 handle_metrics(req);
                 break;
+        case ROUTE_FUNCTION_LOGS:
+                handle_function_logs(req);
+                break;
+        case ROUTE_INVOCATION_LOGS:
+                handle_invocation_logs(req);
+                break;
         case ROUTE_NONE:
                 break;
         }
@@ -634,7 +721,8 @@ static void request_start(Request *req, const char *url, const char *method)
                 request_answer(req, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
                 return;
         }
-        if ((req->route == ROUTE_FUNCTION || req->route == ROUTE_INVOKE) &&
+        if ((req->route == ROUTE_FUNCTION || req->route == ROUTE_INVOKE ||
+             req->route == ROUTE_FUNCTION_LOGS) &&
             !name_is_valid(req->name)) {
                 request_answer_error(req, MHD_HTTP_BAD_REQUEST, "BadRequest",
                                      "function names are 1 to 64 characters of A-Z a-z 0-9 _ -");

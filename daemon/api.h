@@ -15,6 +15,7 @@
 #define API_DEPLOY_BODY_MAX (64u * 1024u * 1024u)
 #define API_CONNECTIONS_MAX 1024u
 #define API_CONNECTION_TIMEOUT_SEC 30u
+#define API_LOG_TAIL_BYTES 4096u /* X-Fnbox-Log: tail */
 
 typedef struct ApiConfig {
         const char *listen; /* "HOST:PORT", "[V6]:PORT"; PORT 0 picks a free port */

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "agentconn.h"
+#include "logstore.h"
 #include "metrics.h"
 #include "log.h"
 #include "sandbox-cgroup.h"
@@ -70,6 +71,7 @@ struct Invoker {
         InvokerConfig cfg;
         Pool *pool;
         Metrics *metrics;
+        LogStore *logs;
         LoopSource *tick_src;
         usec_t tick_at;
         bool tick_wanted; /* a tick at the next idle moment */
@@ -825,28 +827,86 @@ static void invocation_unlink_free(Invocation *i)
 }
 
 /* Reads what the function printed from the agent's log memfd, capped at INVOKE_LOG_MAX. The
- * memfd belongs to the sandbox: only its size and bytes are trusted, as data. */
-static void collect_log(Invocation *i, int log_fd)
+ * memfd belongs to the sandbox: only its size and bytes are trusted, as data. Returns a malloc'd
+ * buffer (or NULL when there is no output). */
+static char *read_output(int log_fd, size_t *ret_len, bool *ret_truncated)
 {
         static const char marker[] = "\n[fnbox: output truncated]\n";
         struct stat st;
-        size_t keep;
-        ssize_t n;
+        size_t keep, n;
+        ssize_t k;
+        char *buf;
 
+        *ret_len = 0;
+        *ret_truncated = false;
         if (log_fd < 0 || fstat(log_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
-                return;
+                return NULL;
         keep = MIN((size_t)st.st_size, (size_t)INVOKE_LOG_MAX);
-        i->res.log = malloc(keep + sizeof(marker));
+        buf = malloc(keep + sizeof(marker));
+        if (!buf)
+                return NULL;
+        k = pread(log_fd, buf, keep, 0);
+        n = k > 0 ? (size_t)k : 0;
+        if ((size_t)st.st_size > keep) {
+                memcpy(buf + n, marker, sizeof(marker) - 1);
+                n += sizeof(marker) - 1;
+                *ret_truncated = true;
+        }
+        *ret_len = n;
+        return buf;
+}
+
+static usec_t phase_usec(const InvokeResult *res, const char *name)
+{
+        for (size_t k = 0; k < res->n_phases; k++)
+                if (strcmp(res->phases[k].name, name) == 0)
+                        return res->phases[k].usec;
+        return 0;
+}
+
+/* The invocation's log as Lambda frames it: START, what the function printed, END, and REPORT
+ * with the real figures (Init Duration on cold and prewarmed starts). */
+static void frame_log(Invocation *i, const char *out, size_t out_len)
+{
+        const InvokeResult *res = &i->res;
+        char head[160], init[64] = "", tail[512];
+        int hl, tl;
+
+        hl = snprintf(head, sizeof(head), "START RequestId: %s Version: %" PRIu64 "\n", res->id,
+                      i->fn->version);
+        if (res->start != INVOKE_START_WARM)
+                (void)snprintf(init, sizeof(init), "\tInit Duration: %.2f ms",
+                               (double)phase_usec(res, "load") / 1000.0);
+        tl = snprintf(tail, sizeof(tail),
+                      "%sEND RequestId: %s\n"
+                      "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %" PRIu64
+                      " ms\tMemory Size: %" PRIu32 " MB\tMax Memory Used: %" PRIu64 " MB%s\t\n",
+                      out_len > 0 && out[out_len - 1] != '\n' ? "\n" : "", res->id, res->id,
+                      (double)res->run_usec / 1000.0, res->billed_ms, i->fn->spec.memory_mb,
+                      (res->memory_peak_bytes + 1024 * 1024 - 1) / (1024 * 1024), init);
+        if (hl < 0 || tl < 0)
+                return;
+        i->res.log = malloc((size_t)hl + out_len + (size_t)tl + 1);
         if (!i->res.log)
                 return;
-        n = pread(log_fd, i->res.log, keep, 0);
-        i->res.log_len = n > 0 ? (size_t)n : 0;
-        if ((size_t)st.st_size > keep) {
-                memcpy(i->res.log + i->res.log_len, marker, sizeof(marker) - 1);
-                i->res.log_len += sizeof(marker) - 1;
-                i->res.log_truncated = true;
-        }
+        memcpy(i->res.log, head, (size_t)hl);
+        if (out_len > 0)
+                memcpy(i->res.log + hl, out, out_len);
+        memcpy(i->res.log + hl + out_len, tail, (size_t)tl);
+        i->res.log_len = (size_t)hl + out_len + (size_t)tl;
         i->res.log[i->res.log_len] = '\0';
+}
+
+static void collect_log(Invocation *i, int log_fd)
+{
+        size_t len;
+        bool truncated;
+        _cleanup_free_ char *out = read_output(log_fd, &len, &truncated);
+
+        i->res.log_truncated = truncated;
+        frame_log(i, out, len);
+        if (i->res.log)
+                (void)logstore_append(i->inv->logs, i->res.function, i->res.log, i->res.log_len);
 }
 
 /* Ends the invocation: figures, record, metrics, the caller's callback; then the instance goes
@@ -1065,7 +1125,27 @@ void invoker_remove_function(Invoker *inv, const char *name)
                         break;
                 }
         pool_remove_function(inv->pool, name);
+        logstore_remove(inv->logs, name);
         tick_soon(inv);
+}
+
+int invoker_function_logs(Invoker *inv, const char *name, size_t lines, uint64_t after, char **ret,
+                          uint64_t *ret_cursor)
+{
+        int r;
+
+        if (!function_entry(inv, name))
+                return -ENOENT;
+        r = logstore_tail(inv->logs, name, lines, after, ret, ret_cursor);
+        if (r == -ENOENT) {
+                /* Known function, no invocation yet: an empty log. */
+                *ret = strdup("");
+                if (!*ret)
+                        return -ENOMEM;
+                *ret_cursor = after;
+                return 0;
+        }
+        return r;
 }
 
 bool invoker_code_in_use(const char *sha, void *userdata)
@@ -1112,6 +1192,11 @@ int invoker_new(Loop *loop, SandboxHost *host, const InvokerConfig *cfg, Invoker
         r = pool_new(&cfg->pool, &pool_ops, inv, &inv->pool);
         if (r >= 0)
                 r = metrics_new(&inv->metrics);
+        if (r >= 0) {
+                inv->logs = logstore_new(LOGSTORE_BYTES_PER_FUNCTION);
+                if (!inv->logs)
+                        r = -ENOMEM;
+        }
         if (r >= 0)
                 r = loop_add_timer(loop, USEC_INFINITY, on_tick, inv, &inv->tick_src);
         if (r < 0) {
@@ -1149,6 +1234,7 @@ Invoker *invoker_free(Invoker *inv)
         free(inv->records);
         loop_source_free(inv->tick_src);
         metrics_free(inv->metrics);
+        logstore_free(inv->logs);
         free(inv);
         return NULL;
 }

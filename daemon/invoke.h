@@ -114,6 +114,10 @@ size_t invoker_sandboxes_alive(const Invoker *inv);
 /* True if a live sandbox serves code with that digest (userdata: the Invoker), for the
  * registry's code collection. */
 bool invoker_code_in_use(const char *sha, void *userdata);
+/* The last `lines` log lines of a function's invocations newer than cursor `after` (0: all),
+ * malloc'd; *ret_cursor is the newest entry's cursor. -ENOENT for an unknown function. */
+int invoker_function_logs(Invoker *inv, const char *name, size_t lines, uint64_t after, char **ret,
+                          uint64_t *ret_cursor);
 /* The pool, for GET /v1/pool. */
 const Pool *invoker_pool(const Invoker *inv);
 /* GET /metrics in Prometheus text format (malloc'd), or NULL on OOM. */

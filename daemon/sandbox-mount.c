@@ -74,8 +74,8 @@
 
 static const char *const root_link_names[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
 
-static const char *const root_dirs[] = {"usr", "etc",  "var", "var/task",
-                                        "tmp", "proc", "dev", "sys", "dev/shm"};
+static const char *const root_dirs[] = {"usr",  "etc", "var", "var/task", "tmp",
+                                        "proc", "dev", "sys", "dev/shm"};
 
 /* Docker's masked paths (moby oci/defaults.go) plus sysrq-trigger and interrupts, as newer
  * engines do. Paths the kernel does not have are skipped. */
@@ -289,8 +289,7 @@ static int template_build(const SandboxRootLayout *l, const char *root_dir)
         if (!getcwd(cwd, sizeof(cwd)) || strcmp(cwd, "/") != 0)
                 return -EPERM;
         return RET_NERRNO(mount(NULL, "/", NULL,
-                                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |
-                                    MS_NOEXEC,
+                                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                                 NULL));
 }
 
@@ -407,8 +406,7 @@ static int clone_etc(const SandboxRootLayout *l, Clones *c)
                 r = clone_ro("/etc/ssl/certs", MOUNT_ATTR_NOEXEC, MS_PRIVATE, &c->certs);
         /* Debian's /usr/bin/awk and friends are symlinks through /etc/alternatives. */
         if (r >= 0 && l->has_alternatives)
-                r = clone_ro("/etc/alternatives", MOUNT_ATTR_NOEXEC, MS_PRIVATE,
-                             &c->alternatives);
+                r = clone_ro("/etc/alternatives", MOUNT_ATTR_NOEXEC, MS_PRIVATE, &c->alternatives);
         return r;
 }
 
@@ -447,8 +445,7 @@ static int setup_etc(const SandboxMountPlan *p, const Clones *c)
                         return r;
         }
         return RET_NERRNO(mount(NULL, "etc", NULL,
-                                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |
-                                    MS_NOEXEC,
+                                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                                 NULL));
 }
 
@@ -524,7 +521,6 @@ static int enter_template(void)
         return RET_NERRNO(unshare(CLONE_NEWNS));
 }
 
-void sbx_mark(int i);
 static int mount_setup(const SandboxMountPlan *p, Clones *c, SandboxStep *ret_step)
 {
         int r;
@@ -541,10 +537,8 @@ static int mount_setup(const SandboxMountPlan *p, Clones *c, SandboxStep *ret_st
         if (r < 0)
                 return r;
 
-        sbx_mark(20);
         *ret_step = SANDBOX_STEP_MOUNT_PRIVATE;
         r = enter_template();
-        sbx_mark(21);
         if (r < 0)
                 return r;
 
@@ -553,7 +547,6 @@ static int mount_setup(const SandboxMountPlan *p, Clones *c, SandboxStep *ret_st
         if (r < 0)
                 return r;
 
-        sbx_mark(22);
         *ret_step = SANDBOX_STEP_TASK;
         r = attach(c->task, "var/task");
         if (r < 0)
@@ -563,22 +556,17 @@ static int mount_setup(const SandboxMountPlan *p, Clones *c, SandboxStep *ret_st
         if (mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, p->tmp_opts) < 0)
                 return negative_errno();
 
-        sbx_mark(23);
         *ret_step = SANDBOX_STEP_PROC;
         r = setup_proc();
         if (r < 0)
                 return r;
 
-        sbx_mark(24);
         *ret_step = SANDBOX_STEP_DEV;
         if (mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, p->shm_opts) < 0)
                 return negative_errno();
 
-        sbx_mark(25);
         *ret_step = SANDBOX_STEP_PIVOT_ROOT;
-        r = finish();
-        sbx_mark(26);
-        return r;
+        return finish();
 }
 
 int sandbox_mount_setup(const SandboxMountPlan *p, SandboxStep *ret_step)

@@ -15,8 +15,9 @@
  * Nothing in it can reach the host or another sandbox; the agent's Runtime API listens on the
  * sandbox's own 127.0.0.1. The namespace is either made by clone3(CLONE_NEWNET) or taken from the
  * daemon's pool of pre-made ones (sandbox_net_make()), which saves the 0.4-0.5 ms that making
- * one costs on the spawn path; a pooled namespace goes to exactly one sandbox. (Egress through a veth pair, if it ever comes, is set up from the daemon with
- * libnl, which belongs in this file too.) */
+ * one costs on the spawn path; a pooled namespace goes to exactly one sandbox. (Egress through a
+ * veth pair, if it ever comes, is set up from the daemon with libnl, which belongs in this file
+ * too.) */
 
 int sandbox_net_loopback_up(void)
 {

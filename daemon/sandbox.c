@@ -140,11 +140,6 @@ static const char etc_nsswitch[] = "passwd: files\n"
 /* The child: a fixed, fail-closed sequence. No allocation, no logging, no return.          */
 /* ======================================================================================== */
 
-#include <time.h>
-uint64_t *sbx_prof;
-void sbx_mark(int i);
-void sbx_mark(int i) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); if (sbx_prof) sbx_prof[i] = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec; }
-#define PROF(i) sbx_mark(i)
 static _Noreturn void child_fail(int sync_fd, SandboxStep step, int r)
 {
         SandboxSyncMsg m = {.step = step, .error = r < 0 ? -r : EIO};
@@ -174,7 +169,6 @@ static int child_join_cgroup(const char *const *paths)
         }
         /* A cgroup namespace rooted at the sandbox's group: /proc/self/cgroup shows "/", and
          * the host's cgroup paths stay hidden. */
-        PROF(15);
         return RET_NERRNO(unshare(CLONE_NEWCGROUP));
 }
 
@@ -193,14 +187,13 @@ static void child_reset_signals(void)
 }
 
 /* Moves the channel, the sync pipe, the agent binary and the template mount namespace to their
- * fixed numbers, points stdio at /dev/null and closes everything else (CVE-2024-21626: no daemon fd may reach the
- * sandbox). *sync_fd follows the sync pipe, so a failure is always reported on it. */
+ * fixed numbers, points stdio at /dev/null and closes everything else (CVE-2024-21626: no daemon fd
+ * may reach the sandbox). *sync_fd follows the sync pipe, so a failure is always reported on it. */
 static int child_fds(const ChildPlan *p, int *sync_fd)
 {
         int chan, sync, agent, mntns, devnull;
 
         child_reset_signals();
-        PROF(13);
         (void)umask(0022);
 
         /* First copy the four above the fixed numbers, so dup3() below cannot clobber one
@@ -280,22 +273,17 @@ static _Noreturn void child_run(const ChildPlan *p)
         SandboxStep step;
         int r;
 
-        PROF(0);
         r = child_join_cgroup(p->procs_paths);
-        PROF(1);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_CGROUP, r);
         /* A pooled namespace is joined first thing, while we are surely still privileged; its
          * loopback is up already. child_fds() closes our copy of the fd. */
         if (p->netns_fd >= 0 && setns(p->netns_fd, CLONE_NEWNET) < 0)
                 child_fail(sync_fd, SANDBOX_STEP_NETWORK, negative_errno());
-        PROF(2);
         r = child_fds(p, &sync_fd);
-        PROF(3);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_FDS, r);
         r = sandbox_mount_setup(&p->mount, &step);
-        PROF(4);
         if (r < 0)
                 child_fail(sync_fd, step, r);
         if (p->netns_fd < 0) {
@@ -305,7 +293,6 @@ static _Noreturn void child_run(const ChildPlan *p)
         }
         if (sethostname(SANDBOX_HOSTNAME, strlen(SANDBOX_HOSTNAME)) < 0)
                 child_fail(sync_fd, SANDBOX_STEP_HOSTNAME, negative_errno());
-        PROF(5);
         r = child_session();
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_SETSID, r);
@@ -314,23 +301,19 @@ static _Noreturn void child_run(const ChildPlan *p)
                 child_fail(sync_fd, SANDBOX_STEP_RLIMITS, r);
         /* Bounding and ambient sets first: dropping from the bounding set needs CAP_SETPCAP,
          * which the uid switch takes away. */
-        PROF(6);
         r = sandbox_caps_drop_bounding(&p->host->caps);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_CAPS, r);
         r = child_ids(p);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_IDS, r);
-        PROF(7);
         r = sandbox_caps_clear(&p->host->caps);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_CAPS, r);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 child_fail(sync_fd, SANDBOX_STEP_NO_NEW_PRIVS, negative_errno());
         /* Last before exec, so the filter does not have to allow anything the setup needs. */
-        PROF(8);
         r = sandbox_seccomp_load(&p->host->seccomp);
-        PROF(9);
         if (r < 0)
                 child_fail(sync_fd, SANDBOX_STEP_SECCOMP, r);
         (void)syscall(SYS_execveat, SANDBOX_FD_AGENT, "", argv, envp, AT_EMPTY_PATH);
@@ -476,8 +459,7 @@ static int run_dir_open(SandboxHost *h, const char *path, FnError *reterr)
         if (fstat(h->run_dir_fd, &again) < 0)
                 return fn_error_set(reterr, negative_errno(), "cannot stat run dir '%s'", path);
         if (again.st_ino != st.st_ino || again.st_dev != st.st_dev)
-                return fn_error_set(reterr, -EBUSY, "run dir '%s' changed while opening it",
-                                    path);
+                return fn_error_set(reterr, -EBUSY, "run dir '%s' changed while opening it", path);
         if (mkdirat(h->run_dir_fd, ROOT_MOUNT_POINT, 0700) < 0 && errno != EEXIST)
                 return fn_error_set(reterr, negative_errno(), "cannot create %s/%s", path,
                                     ROOT_MOUNT_POINT);
@@ -690,8 +672,8 @@ static void plan_etc_add(ChildPlan *p, const char *name, const char *data)
             (SandboxEtcFile){.name = name, .data = data, .len = strlen(data)};
 }
 
-static int plan_build(SandboxHost *h, Sandbox *s, const SandboxSpec *spec,
-                      const int child_fds[2], PlanBuffers *b, ChildPlan *p)
+static int plan_build(SandboxHost *h, Sandbox *s, const SandboxSpec *spec, const int child_fds[2],
+                      PlanBuffers *b, ChildPlan *p)
 {
         uid_t uid = h->uid_base + s->slot;
         struct rlimit cur;
@@ -741,8 +723,10 @@ static int plan_build(SandboxHost *h, Sandbox *s, const SandboxSpec *spec,
 
 static pid_t clone_child(int cgroup_fd, bool new_netns, int *ret_pidfd)
 {
+        /* No CLONE_NEWNS: the child's mount namespace is a copy of the template, not of ours
+         * (sandbox-mount.c), and it makes no mount in ours before it leaves it. */
         struct clone_args args = {
-            .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD,
+            .flags = CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD,
             .pidfd = (uint64_t)(uintptr_t)ret_pidfd,
             .exit_signal = SIGCHLD,
         };
@@ -808,9 +792,7 @@ static int spawn_child(SandboxHost *h, Sandbox *s, const SandboxSpec *spec, FnEr
                 if (r < 0)
                         return r;
         }
-        PROF(16);
         r = cgroup_create(h->cgroot, s->id, &lim, &s->cg, reterr);
-        PROF(17);
         if (r < 0)
                 return r;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -834,9 +816,7 @@ static int spawn_child(SandboxHost *h, Sandbox *s, const SandboxSpec *spec, FnEr
          * is closed on return, the child's once it has joined. */
         netns_fd = netns_take(h);
         plan.netns_fd = netns_fd;
-        PROF(10);
         pid = clone_child(cgroup_dir_fd(s->cg), netns_fd < 0, &s->pidfd);
-        if (pid > 0) PROF(11);
         if (pid < 0)
                 return fn_error_set(reterr, negative_errno(), "clone3 failed");
         if (pid == 0)
@@ -850,7 +830,6 @@ int sandbox_spawn(SandboxHost *h, const SandboxSpec *spec, Sandbox **ret, FnErro
         _cleanup_(sandbox_freep) Sandbox *s = NULL;
         int r;
 
-        PROF(12);
         r = spec_check(spec, reterr);
         if (r < 0)
                 return r;

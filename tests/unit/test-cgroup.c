@@ -1618,8 +1618,7 @@ static void test_real_set_limits(void **state)
         if (cgroup_root_version(root) == CGROUP_V1) {
                 assert_file_eq(P("%s/memory.limit_in_bytes", dirs[0]), "268435456\n");
                 if (exists(P("%s/memory.memsw.limit_in_bytes", dirs[0])))
-                        assert_file_eq(P("%s/memory.memsw.limit_in_bytes", dirs[0]),
-                                       "268435456\n");
+                        assert_file_eq(P("%s/memory.memsw.limit_in_bytes", dirs[0]), "268435456\n");
                 assert_file_eq(P("%s/cpu.shares", dirs[1]), "3072\n");
         } else {
                 assert_file_eq(P("%s/memory.max", dirs[0]), "268435456\n");
@@ -1629,8 +1628,7 @@ static void test_real_set_limits(void **state)
         if (cgroup_root_version(root) == CGROUP_V1) {
                 assert_file_eq(P("%s/memory.limit_in_bytes", dirs[0]), "33554432\n");
                 if (exists(P("%s/memory.memsw.limit_in_bytes", dirs[0])))
-                        assert_file_eq(P("%s/memory.memsw.limit_in_bytes", dirs[0]),
-                                       "33554432\n");
+                        assert_file_eq(P("%s/memory.memsw.limit_in_bytes", dirs[0]), "33554432\n");
                 assert_file_eq(P("%s/cpu.shares", dirs[1]), "102\n");
         } else {
                 assert_file_eq(P("%s/memory.max", dirs[0]), "33554432\n");
@@ -1730,8 +1728,8 @@ int main(void)
         };
         const struct CMUnitTest real_tests[] = {
 #define R(f) cmocka_unit_test_setup_teardown(f, real_setup, real_teardown)
-            R(test_real_lifecycle), R(test_real_kill_without_wait), R(test_real_kill_forkers),
-            R(test_real_oom),       R(test_real_cleanup_stale), R(test_real_freeze),
+            R(test_real_lifecycle),  R(test_real_kill_without_wait), R(test_real_kill_forkers),
+            R(test_real_oom),        R(test_real_cleanup_stale),     R(test_real_freeze),
             R(test_real_set_limits),
 #undef R
         };
