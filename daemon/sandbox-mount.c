@@ -297,6 +297,8 @@ static _Noreturn void template_helper(const SandboxRootLayout *l, const char *ro
 {
         int r, e;
 
+        /* The modes below are the sandbox's: not narrowed by whatever umask the daemon has. */
+        (void)umask(0022);
         r = RET_NERRNO(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
         if (r >= 0)
                 r = RET_NERRNO(unshare(CLONE_NEWNS));

@@ -562,7 +562,6 @@ const char *sandbox_host_cgroup_version(const SandboxHost *h)
 static int cleanup_stale_run_dir(SandboxHost *h, const char *name)
 {
         _cleanup_free_ char *path = NULL;
-
         int r;
 
         if (asprintf(&path, "%s/%s", h->run_dir, name) < 0)
@@ -754,11 +753,14 @@ static int cell_make(SandboxHost *h, Sandbox *s, FnError *reterr)
                 s->cell_dir = NULL;
                 return fn_error_set(reterr, -ENOMEM, "out of memory");
         }
-        /* 0755: it is the sandbox's /var/task until code is bound on it. */
+        /* 0755 whatever our umask: it is the sandbox's /var/task until code is bound on it. */
         if (mkdirat(h->run_dir_fd, s->id, 0755) < 0)
                 return fn_error_set(reterr, negative_errno(), "cannot create cell dir %s",
                                     s->cell_dir);
         s->cell_made = true;
+        if (fchmodat(h->run_dir_fd, s->id, 0755, 0) < 0)
+                return fn_error_set(reterr, negative_errno(), "cannot chmod cell dir %s",
+                                    s->cell_dir);
         if (mount(s->cell_dir, s->cell_dir, NULL, MS_BIND, NULL) < 0)
                 return fn_error_set(reterr, negative_errno(), "cannot bind cell dir %s",
                                     s->cell_dir);

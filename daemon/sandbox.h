@@ -25,8 +25,11 @@ typedef struct SandboxHostConfig {
 
 typedef struct SandboxHost SandboxHost;
 
-/* Opens the agent binary, detects cgroups, builds the seccomp BPF program and the empty
- * capability set once. Fails with a message naming what the host lacks. */
+/* Opens the agent binary, detects cgroups, builds the seccomp BPF program, the empty
+ * capability set and the template mount namespace every sandbox's root is copied from (in a
+ * forked helper: the caller must be single-threaded; ~1 ms) once. Makes run_dir a private bind
+ * mount on itself (undone by sandbox_host_free) so that stem cells' mounts stay out of other
+ * mount namespaces. Fails with a message naming what the host lacks. */
 int sandbox_host_new(const SandboxHostConfig *cfg, SandboxHost **ret, FnError *reterr);
 SandboxHost *sandbox_host_free(SandboxHost *h);
 DEFINE_CLEANUP_FUNC(SandboxHost *, sandbox_host_free);

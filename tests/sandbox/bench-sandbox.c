@@ -169,8 +169,8 @@ int main(int argc, char **argv)
         qsort(ready_t, (size_t)ok, sizeof(usec_t), cmp_usec);
         qsort(spec_t, (size_t)ok, sizeof(usec_t), cmp_usec);
         qsort(free_t, (size_t)ok, sizeof(usec_t), cmp_usec);
-        printf("%s n=%d gap=%dms spawn %llu (p90 %llu) ready %llu (p90 %llu) free %llu",
-               mode, ok, gap_ms, (unsigned long long)median(spawn_t, ok),
+        printf("%s n=%d gap=%dms spawn %llu (p90 %llu) ready %llu (p90 %llu) free %llu", mode, ok,
+               gap_ms, (unsigned long long)median(spawn_t, ok),
                (unsigned long long)pct(spawn_t, ok, 90), (unsigned long long)median(ready_t, ok),
                (unsigned long long)pct(ready_t, ok, 90), (unsigned long long)median(free_t, ok));
         if (strcmp(mode, "stem") == 0)

@@ -343,8 +343,7 @@ static bool all_task_mounts_have(const char *r, const char *const *opts)
                 n++;
                 for (size_t i = 0; opts[i]; i++)
                         if (!has_opt(l + 14, opts[i])) {
-                                diag("/var/task lacks %s: %.*s", opts[i], (int)strcspn(l, "\n"),
-                                     l);
+                                diag("/var/task lacks %s: %.*s", opts[i], (int)strcspn(l, "\n"), l);
                                 return false;
                         }
         }
@@ -496,6 +495,7 @@ static void check_mounts(const char *r)
         /* every mount point the sandbox may have */
         static const char *const allowed[] = {"/",
                                               "/usr",
+                                              "/etc",
                                               "/etc/ld.so.cache",
                                               "/etc/ssl/certs",
                                               "/etc/alternatives",
@@ -514,6 +514,10 @@ static void check_mounts(const char *r)
 
         tap(mount_has(r, "/", rox, "tmpfs"), "/ is a read-only tmpfs, nosuid nodev noexec");
         tap(mount_has(r, "/usr", ro, NULL), "/usr is bound read-only, nosuid nodev");
+        tap(mount_has(r, "/etc", rox, "tmpfs"), "/etc is a read-only tmpfs, nosuid nodev noexec");
+        tap(mount_has(r, "/etc/ssl/certs", rox, NULL) &&
+                mount_has(r, "/etc/alternatives", rox, NULL),
+            "/etc/ssl/certs and /etc/alternatives are bound read-only, nosuid nodev noexec");
         tap(mount_has(r, "/var/task", ro, NULL), "/var/task is bound read-only, nosuid nodev");
         tap(mount_has(r, "/etc/ld.so.cache", ro, NULL), "/etc/ld.so.cache is bound read-only");
         tap(mount_has(r, "/tmp", rw, "tmpfs"), "/tmp is a writable tmpfs, nosuid nodev");
@@ -529,7 +533,8 @@ static void check_mounts(const char *r)
             "/proc/keys and /proc/timer_list are masked");
         tap(mount_has(r, "/proc/acpi", rox, "tmpfs"), "/proc/acpi is masked by a read-only tmpfs");
         tap(!mount_of(r, "/dev"), "/dev is a directory of the read-only root, not a mount");
-        tap(mount_has(r, "/dev/null", dev_node, NULL) && mount_has(r, "/dev/urandom", dev_node, NULL),
+        tap(mount_has(r, "/dev/null", dev_node, NULL) &&
+                mount_has(r, "/dev/urandom", dev_node, NULL),
             "the device nodes are read-only, nosuid, noexec binds");
         tap(mount_has(r, "/dev/shm", proc, "tmpfs"), "/dev/shm is a tmpfs, nosuid nodev noexec");
 
@@ -898,7 +903,8 @@ static void test_stem(SandboxHost *h)
                 (strcmp(sandbox_host_cgroup_version(h), "v1") ||
                  !strcmp(cg_v1_read(h, "memory", "t-stem", "memory.limit_in_bytes"), "33554432")),
             "limits can be lowered again");
-        tap(sandbox_set_limits(s, 0, 100) == -EINVAL && sandbox_set_limits(s, 1 << 20, 0) == -EINVAL,
+        tap(sandbox_set_limits(s, 0, 100) == -EINVAL &&
+                sandbox_set_limits(s, 1 << 20, 0) == -EINVAL,
             "a zero memory limit or weight is refused");
         chan_send(s, "ping");
         tap(chan_recv(s, line, sizeof(line), TIMEOUT_MSEC) > 0 && !strcmp(line, "pong"),
@@ -973,8 +979,8 @@ static void test_netns_pool(SandboxHost *h)
         t0 = now_usec();
         r = sandbox_host_refill(h, 10);
         t1 = now_usec();
-        tap(r == 3 && sandbox_host_netns_available(h) == 3,
-            "refill makes 3 (%d, %llu us for all)", r, (unsigned long long)(t1 - t0));
+        tap(r == 3 && sandbox_host_netns_available(h) == 3, "refill makes 3 (%d, %llu us for all)",
+            r, (unsigned long long)(t1 - t0));
         tap(ns_inode(0, "net") == self && self != 0,
             "the daemon is back in its own network namespace after refill");
         tap(sandbox_host_refill(h, 10) == 0, "a full pool makes none");
@@ -1337,6 +1343,8 @@ int main(int argc, char **argv)
         }
         probe_path = argv[1];
         signal(SIGPIPE, SIG_IGN);
+        /* The code files this test writes must be readable by the sandbox uids. */
+        (void)umask(0022);
         /* A mount namespace of our own with "/" shared, as systemd sets up a host: then every
          * propagation the sandbox code gets wrong shows up (this machine's "/" is private),
          * and nothing the test mounts can reach the real host. */
