@@ -109,6 +109,8 @@ int agentconn_send_init(int fd, const Function *fn, const char *region)
         init.memory_mb = fn->spec.memory_mb;
         init.timeout_ms = fn->spec.timeout_ms;
         init.n_env = fn->spec.n_env;
+        /* The agent makes the ARN from the region and the name. */
+        init.region = (char *)(region ? region : "");
         init.env = ptrs;
         env.msg_case = FNBOX__ENVELOPE__MSG_INIT;
         env.init = &init;

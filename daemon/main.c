@@ -35,6 +35,7 @@ static uint64_t arg_queue_timeout_ms = 1000;
 static uint64_t arg_freeze_after_ms = 1000;
 static uint64_t arg_netns_pool = 4;
 static const char *arg_region = "us-east-1";
+static const char *arg_runtimes_dir = NULL;
 
 static void help(void)
 {
@@ -58,6 +59,8 @@ static void help(void)
                "1000)\n"
                "  --netns-pool N       network namespaces made ahead (default 4)\n"
                "  --region NAME        AWS_REGION inside sandboxes (default us-east-1)\n"
+               "  --runtimes-dir DIR   Lambda-style runtime shims, bound at /var/runtime\n"
+               "                       (default: the installed ones)\n"
                "  -v, --verbose        debug logging\n"
                "  -h, --help           this text\n"
                "      --version        the version\n\n"
@@ -108,7 +111,8 @@ static int parse_args(int argc, char **argv)
                 ARG_QUEUE_TIMEOUT,
                 ARG_FREEZE,
                 ARG_NETNS,
-                ARG_REGION
+                ARG_REGION,
+                ARG_RUNTIMES
         };
         static const struct option opts[] = {
             {"listen", required_argument, NULL, ARG_LISTEN},
@@ -125,6 +129,7 @@ static int parse_args(int argc, char **argv)
             {"freeze-after-ms", required_argument, NULL, ARG_FREEZE},
             {"netns-pool", required_argument, NULL, ARG_NETNS},
             {"region", required_argument, NULL, ARG_REGION},
+            {"runtimes-dir", required_argument, NULL, ARG_RUNTIMES},
             {"verbose", no_argument, NULL, 'v'},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, ARG_VERSION},
@@ -191,6 +196,9 @@ static int parse_args(int argc, char **argv)
                                                                 "us-east-1");
                         arg_region = optarg;
                         break;
+                case ARG_RUNTIMES:
+                        arg_runtimes_dir = optarg;
+                        break;
                 case 'v':
                         log_set_max_level(LOG_LEVEL_DEBUG);
                         break;
@@ -235,6 +243,38 @@ static int find_agent(char *buf, size_t size)
         if ((size_t)snprintf(buf, size, "%.*s/../agent/fnbox-agent", PATH_MAX - 64, exe) >= size)
                 return -ENAMETOOLONG;
         return access(buf, X_OK) < 0 ? -ENOENT : 0;
+}
+
+/* The Lambda-style runtime shims: --runtimes-dir, else the installed ones, else the source
+ * tree's rootfs/runtimes next to a build tree. "" when there are none (native still works). */
+static void find_runtimes(char *buf, size_t size)
+{
+        char exe[PATH_MAX], real[PATH_MAX];
+        ssize_t n;
+        char *slash;
+
+        buf[0] = '\0';
+        if (arg_runtimes_dir) {
+                (void)snprintf(buf, size, "%s", arg_runtimes_dir);
+                return;
+        }
+        (void)snprintf(buf, size, "%s/runtimes", FNBOX_DATADIR);
+        if (access(buf, R_OK | X_OK) >= 0)
+                return;
+        buf[0] = '\0';
+        n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n < 0)
+                return;
+        exe[n] = '\0';
+        slash = strrchr(exe, '/');
+        if (slash)
+                *slash = '\0';
+        /* BUILD/daemon/fnboxd, with BUILD inside the source tree: BUILD/../rootfs/runtimes. */
+        if ((size_t)snprintf(real, sizeof(real), "%.*s/../../rootfs/runtimes", PATH_MAX - 64,
+                             exe) >= sizeof(real))
+                return;
+        if (realpath(real, buf) == NULL || access(buf, R_OK | X_OK) < 0)
+                buf[0] = '\0';
 }
 
 /* Tells a supervising systemd we are ready; a no-op without $NOTIFY_SOCKET. */
@@ -308,7 +348,7 @@ static int run(void)
         _cleanup_(loop_source_freep) LoopSource *sig_src = NULL;
         _cleanup_(loop_source_freep) LoopSource *collect_src = NULL;
         _cleanup_close_ int sig_fd = -EBADF;
-        char agent[PATH_MAX], token_path[PATH_MAX], run_dir[PATH_MAX];
+        char agent[PATH_MAX], token_path[PATH_MAX], run_dir[PATH_MAX], runtime_dir[PATH_MAX];
         FnError err = {0};
         sigset_t mask;
         int r;
@@ -320,6 +360,7 @@ static int run(void)
         if (r < 0)
                 return log_error_errno(r, "cannot find fnbox-agent (tried %s; use --agent): %m",
                                        agent);
+        find_runtimes(runtime_dir, sizeof(runtime_dir));
         r = registry_open(arg_state_dir, &reg, &err);
         if (r < 0)
                 return log_error_errno(r, "cannot open state dir %s: %s", arg_state_dir, err.msg);
@@ -336,6 +377,7 @@ static int run(void)
             .run_dir = run_dir,
             .cgroup_root = "/sys/fs/cgroup",
             .cgroup_parent = arg_cgroup_parent,
+            .runtime_dir = runtime_dir[0] ? runtime_dir : NULL,
             .uid_base = 200000,
             .uid_count = 10000,
         };

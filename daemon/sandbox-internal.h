@@ -80,6 +80,8 @@ typedef struct SandboxRootLayout {
         bool has_ld_cache;     /* /etc/ld.so.cache */
         bool has_ssl_certs;    /* /etc/ssl/certs */
         bool has_alternatives; /* /etc/alternatives (Debian's symlinks for awk, etc.) */
+        bool has_bash;         /* /usr/bin/bash: becomes /bin/sh inside, as on Amazon Linux */
+        char runtime_dir[512]; /* host dir bound read-only at /var/runtime; "" for none */
 } SandboxRootLayout;
 
 /* Probes the host root. -EOPNOTSUPP with a message if it is not merged-/usr. */

@@ -74,8 +74,8 @@
 
 static const char *const root_link_names[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
 
-static const char *const root_dirs[] = {"usr",  "etc", "var", "var/task", "tmp",
-                                        "proc", "dev", "sys", "dev/shm"};
+static const char *const root_dirs[] = {"usr", "etc",  "var", "var/task", "var/runtime",
+                                        "tmp", "proc", "dev", "sys",      "dev/shm"};
 
 /* Docker's masked paths (moby oci/defaults.go) plus sysrq-trigger and interrupts, as newer
  * engines do. Paths the kernel does not have are skipped. */
@@ -171,6 +171,7 @@ int sandbox_mount_layout_probe(SandboxRootLayout *ret, FnError *reterr)
         l.has_ld_cache = is_regular("/etc/ld.so.cache");
         l.has_ssl_certs = is_dir("/etc/ssl/certs");
         l.has_alternatives = is_dir("/etc/alternatives");
+        l.has_bash = is_regular("/usr/bin/bash");
         log_debug("sandbox root: %zu top-level links, ld.so.cache %d, ssl/certs %d, "
                   "alternatives %d",
                   l.n_links, l.has_ld_cache, l.has_ssl_certs, l.has_alternatives);
@@ -271,6 +272,20 @@ static int template_build(const SandboxRootLayout *l, const char *root_dir)
         for (size_t i = 0; i < l->n_links; i++)
                 if (symlink(l->links[i].target, l->links[i].name) < 0)
                         return negative_errno();
+        /* Lambda-style runtimes (their bootstraps, python3 and nodejs shims) at /var/runtime. */
+        if (l->runtime_dir[0]) {
+                r = bind_ro(l->runtime_dir, "var/runtime", 0);
+                if (r < 0)
+                        return r;
+        }
+        /* /bin/sh is bash inside, as on Amazon Linux: custom-runtime bootstraps written for
+         * Lambda use `set -o pipefail` and `source`, which dash refuses. /usr/bin/sh is a link
+         * to dash; the mount follows it and covers dash in this namespace only. */
+        if (l->has_bash) {
+                r = bind_ro("/usr/bin/bash", "usr/bin/sh", 0);
+                if (r < 0)
+                        return r;
+        }
         r = template_dev();
         if (r < 0)
                 return r;

@@ -510,6 +510,15 @@ int sandbox_host_new(const SandboxHostConfig *cfg, SandboxHost **ret, FnError *r
         r = sandbox_mount_layout_probe(&h->layout, reterr);
         if (r < 0)
                 return r;
+        if (cfg->runtime_dir) {
+                if ((size_t)snprintf(h->layout.runtime_dir, sizeof(h->layout.runtime_dir), "%s",
+                                     cfg->runtime_dir) >= sizeof(h->layout.runtime_dir))
+                        return fn_error_set(reterr, -ENAMETOOLONG, "runtime dir path too long");
+                if (access(cfg->runtime_dir, R_OK | X_OK) < 0)
+                        return fn_error_set(reterr, negative_errno(),
+                                            "cannot use the runtimes dir %s: %s", cfg->runtime_dir,
+                                            strerror(errno));
+        }
         r = sandbox_mount_template_new(&h->layout, h->root_dir, &h->template_fd, reterr);
         if (r < 0)
                 return r;

@@ -19,6 +19,7 @@ typedef struct SandboxHostConfig {
         const char *run_dir;       /* daemon-private directory for per-sandbox mount points */
         const char *cgroup_root;   /* "/sys/fs/cgroup" (tests may point at a fake tree) */
         const char *cgroup_parent; /* "fnbox" */
+        const char *runtime_dir;   /* host dir bound read-only at /var/runtime, or NULL */
         uid_t uid_base;            /* sandbox uids/gids are uid_base + slot, slot < uid_count */
         uint32_t uid_count;
 } SandboxHostConfig;

@@ -8,7 +8,8 @@
 
 #include "config.h"
 
-/* Only the header lines we show with `invoke -i`; a hostile server cannot make us hold more. */
+/* Only the header lines we show with `invoke -i` or use (the log cursor, the 4 KiB log tail in
+ * base64); a hostile server cannot make us hold more. */
 #define FNBOX_HEADERS_MAX ((size_t)16 * 1024)
 #define CONNECT_TIMEOUT_SEC 5L
 
@@ -88,6 +89,8 @@ static int curl_error_to_errno(CURLcode cc)
                 return -ETIMEDOUT;
         case CURLE_OUT_OF_MEMORY:
                 return -ENOMEM;
+        case CURLE_ABORTED_BY_CALLBACK:
+                return -ECANCELED;
         default:
                 return -EIO;
         }
@@ -127,6 +130,11 @@ static int build_headers(const CliEndpoint *ep, const HttpRequest *req, struct c
                 if (r < 0)
                         return r;
         }
+        if (req->header) {
+                r = add_header(&list, req->header);
+                if (r < 0)
+                        return r;
+        }
         if (ep->token) {
                 _cleanup_free_ char *auth = NULL;
                 if (asprintf(&auth, "Authorization: Bearer %s", ep->token) < 0)
@@ -137,6 +145,16 @@ static int build_headers(const CliEndpoint *ep, const HttpRequest *req, struct c
         }
         *ret = TAKE_PTR(list);
         return 0;
+}
+
+/* curl calls this at least once a second, also while it waits for the answer. */
+static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+        const volatile sig_atomic_t *cancel = userdata;
+
+        /* Non-zero makes curl stop with CURLE_ABORTED_BY_CALLBACK. */
+        return *cancel ? 1 : 0;
 }
 
 static int setup_request(CURL *c, const CliEndpoint *ep, const HttpRequest *req, const char *url,
@@ -157,6 +175,11 @@ static int setup_request(CURL *c, const CliEndpoint *ep, const HttpRequest *req,
         }
         if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0)
                 SETOPT(c, CURLOPT_CUSTOMREQUEST, req->method);
+        if (req->cancel) {
+                SETOPT(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
+                SETOPT(c, CURLOPT_XFERINFODATA, (void *)req->cancel);
+                SETOPT(c, CURLOPT_NOPROGRESS, 0L);
+        }
         return 0;
 }
 
@@ -195,6 +218,8 @@ int cli_http_request(const CliEndpoint *ep, const HttpRequest *req, HttpResponse
         if (cc != CURLE_OK) {
                 free(body.data);
                 free(hdrs.data);
+                if (cc == CURLE_ABORTED_BY_CALLBACK)
+                        return fn_error_set(reterr, -ECANCELED, "%s: interrupted", ep->display);
                 if (body.overflow)
                         return fn_error_set(reterr, -EFBIG, "%s: the answer exceeds %zu MiB",
                                             ep->display, CLI_RESPONSE_MAX >> 20);
@@ -208,6 +233,27 @@ int cli_http_request(const CliEndpoint *ep, const HttpRequest *req, HttpResponse
             .fnbox_headers = hdrs.data,
         };
         return 0;
+}
+
+int http_response_header(const HttpResponse *r, const char *name, const char **ret, size_t *ret_len)
+{
+        size_t l = strlen(name);
+
+        for (const char *p = r->fnbox_headers; p && *p;) {
+                const char *eol = strchrnul(p, '\n');
+                if ((size_t)(eol - p) > l && p[l] == ':' && strncasecmp(p, name, l) == 0) {
+                        const char *v = p + l + 1, *end = eol;
+                        while (v < end && (*v == ' ' || *v == '\t'))
+                                v++;
+                        while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+                                end--;
+                        *ret = v;
+                        *ret_len = (size_t)(end - v);
+                        return 0;
+                }
+                p = *eol ? eol + 1 : eol;
+        }
+        return -ENOENT;
 }
 
 void http_response_done(HttpResponse *r)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -50,7 +51,11 @@ typedef struct HttpRequest {
         const void *body;   /* POST/PUT only; may be NULL with body_len 0 */
         size_t body_len;
         const char *content_type; /* NULL: none */
+        const char *header;       /* NULL, or one more request header, "Name: value" */
         long timeout_sec;         /* whole transfer */
+        /* NULL, or a flag (set by a signal handler) that aborts the transfer within about a
+         * second once it becomes non-zero. */
+        const volatile sig_atomic_t *cancel;
 } HttpRequest;
 
 typedef struct HttpResponse {
@@ -63,10 +68,17 @@ typedef struct HttpResponse {
 void http_response_done(HttpResponse *r);
 
 /* Sends one request to ep and collects the answer. Returns 0 once any HTTP answer arrived, of any
- * status; -errno with reterr from curl when none did (connection refused, timeout, answer over
- * CLI_RESPONSE_MAX). Blocking; curl_global_init() must have run. *ret is written on success. */
+ * status; -ECANCELED when req->cancel fired; -errno with reterr from curl when no answer came
+ * (connection refused, timeout, answer over CLI_RESPONSE_MAX). Blocking; curl_global_init() must
+ * have run. *ret is written on success. */
 int cli_http_request(const CliEndpoint *ep, const HttpRequest *req, HttpResponse *ret,
                      FnError *reterr);
+
+/* Finds header name (case-insensitive; only those kept in fnbox_headers) in r. Returns 0 and its
+ * value, without surrounding blanks, as a pointer into r->fnbox_headers and a length (not
+ * NUL-terminated); -ENOENT if absent. */
+int http_response_header(const HttpResponse *r, const char *name, const char **ret,
+                         size_t *ret_len);
 
 /* ---- cli-pack.c: deploy bundles ---- */
 

@@ -4,9 +4,13 @@
 #include <assert.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -23,6 +27,14 @@
 #define API_TIMEOUT_SEC 60L
 /* The daemon refuses larger values; this only keeps the number an int for JSON. */
 #define LIMIT_ARG_MAX ((uint64_t)INT32_MAX)
+/* The daemon's ranges for the warm-pool fields, checked here so a typo is a usage error. */
+#define KEEP_ALIVE_ARG_MAX ((uint64_t)86400000)
+#define CONCURRENCY_ARG_MAX ((uint64_t)1000)
+/* `logs`: the daemon's default and cap of ?tail=, and how often -f asks for more. Fixed, and
+ * documented in docs/cli.md: one small GET every half second costs the daemon next to nothing. */
+#define LOGS_TAIL_DEFAULT ((uint64_t)100)
+#define LOGS_TAIL_MAX ((uint64_t)10000)
+#define LOGS_POLL_MSEC 500U
 
 typedef enum OutputFormat {
         OUTPUT_TABLE,
@@ -34,6 +46,7 @@ typedef enum OutputFormat {
 typedef enum Verb {
         VERB_DEPLOY,
         VERB_INVOKE,
+        VERB_LOGS,
         VERB_LIST,
         VERB_GET,
         VERB_DELETE,
@@ -61,7 +74,9 @@ static const VerbInfo verbs[_VERB_MAX] = {
             "deploy NAME PATH",
             "create or update a function from a directory or bundle",
             "deploy NAME PATH --runtime RUNTIME --handler HANDLER\n"
-            "                              [--memory MB] [--timeout MS] [--env K=V]...",
+            "                              [--memory MB] [--timeout MS] [--env K=V]...\n"
+            "                              [--keep-alive MS] [--max-concurrency N]\n"
+            "                              [--min-instances N]",
             "Create function NAME, or update it, from PATH and print it.\n"
             "PATH is a directory, packed into a zip in memory (regular files and directories\n"
             "with relative paths, executable bits kept; symlinks only if their target stays\n"
@@ -77,7 +92,15 @@ static const VerbInfo verbs[_VERB_MAX] = {
             "  --memory MB        memory limit in MiB (daemon default 128)\n"
             "  --timeout MS       time limit of one invocation in ms (daemon default 3000)\n"
             "  -e, --env K=V      environment variable (repeatable); K matches\n"
-            "                     [A-Za-z_][A-Za-z0-9_]*, V may be empty or contain '='\n",
+            "                     [A-Za-z_][A-Za-z0-9_]*, V may be empty or contain '='\n"
+            "  --keep-alive MS    keep an idle warm instance this long, 0 to 86400000 ms\n"
+            "                     (daemon default 600000; 0: none is kept)\n"
+            "  --max-concurrency N\n"
+            "                     at most N invocations at once, 0 to 1000; more wait in\n"
+            "                     the daemon's queue, then get 429 (default 0: no cap of\n"
+            "                     the function's own)\n"
+            "  --min-instances N  instances kept warm at all times, 0 to 1000 (default 0);\n"
+            "                     at most --max-concurrency when that is not 0\n",
         },
     [VERB_INVOKE] =
         {
@@ -86,7 +109,7 @@ static const VerbInfo verbs[_VERB_MAX] = {
             1,
             "invoke NAME",
             "invoke a function, print its response",
-            "invoke NAME [--data STRING | --data @FILE | --data -] [-i]",
+            "invoke NAME [--data STRING | --data @FILE | --data -] [-i] [--log]",
             "Invoke function NAME and write its response to stdout unchanged (a newline is\n"
             "added only when stdout is a terminal and the response does not end in one).\n"
             "The event is --data, or stdin when --data is absent and stdin is not a\n"
@@ -97,7 +120,30 @@ static const VerbInfo verbs[_VERB_MAX] = {
             "  -d, --data @FILE   the event is the content of FILE ('@-' is stdin)\n"
             "  -d, --data -       the event is read from stdin\n"
             "  -i, --show-headers print X-Fnbox-Invocation-Id, X-Fnbox-Start and\n"
-            "                     Server-Timing to stderr\n",
+            "                     Server-Timing to stderr\n"
+            "  --log, --log-tail  ask for the end of the invocation's log (its last 4 KiB,\n"
+            "                     START to REPORT) and print it to stderr after the response\n",
+        },
+    [VERB_LOGS] =
+        {
+            "logs",
+            1,
+            1,
+            "logs NAME",
+            "print a function's invocation logs",
+            "logs NAME [-f|--follow] [-n|--tail N]",
+            "Print the latest lines of function NAME's invocation logs to stdout as the\n"
+            "daemon keeps them: each invocation between Lambda's 'START RequestId: ...' and\n"
+            "'END RequestId: ...' lines, then its 'REPORT RequestId: ...' line. The daemon\n"
+            "keeps the latest 256 KiB per function, in memory. With -o json: an object\n"
+            "{\"function\", \"cursor\", \"log\"}; with -f, one such object per line for\n"
+            "each batch of new text.\n"
+            "\n"
+            "Options:\n"
+            "  -n, --tail N       the latest N lines, 0 to 10000 (default 100)\n"
+            "  -f, --follow       then print new invocations' logs as they come (asking\n"
+            "                     every 500 ms), until SIGINT or SIGTERM (exit 0) or the\n"
+            "                     function is deleted (exit 3)\n",
         },
     [VERB_LIST] =
         {
@@ -168,7 +214,7 @@ static const char global_help[] =
     "/var/lib/fnbox/token if readable; without one no token is sent.\n"
     "\n"
     "Exit status:\n"
-    "  0  success\n"
+    "  0  success; also 'logs -f' ended by SIGINT or SIGTERM\n"
     "  1  the daemon could not be reached, or a local error (file not found, cannot\n"
     "     pack, input too large)\n"
     "  2  usage error (unknown command or option, missing argument, bad NAME, bad --env)\n"
@@ -186,6 +232,10 @@ enum {
         OPT_HANDLER,
         OPT_MEMORY,
         OPT_TIMEOUT,
+        OPT_KEEP_ALIVE,
+        OPT_MAX_CONCURRENCY,
+        OPT_MIN_INSTANCES,
+        OPT_LOG,
 };
 
 static const struct option options[] = {
@@ -204,6 +254,13 @@ static const struct option options[] = {
     {"env", required_argument, NULL, 'e'},
     {"data", required_argument, NULL, 'd'},
     {"show-headers", no_argument, NULL, 'i'},
+    {"keep-alive", required_argument, NULL, OPT_KEEP_ALIVE},
+    {"max-concurrency", required_argument, NULL, OPT_MAX_CONCURRENCY},
+    {"min-instances", required_argument, NULL, OPT_MIN_INSTANCES},
+    {"log", no_argument, NULL, OPT_LOG},
+    {"log-tail", no_argument, NULL, OPT_LOG},
+    {"follow", no_argument, NULL, 'f'},
+    {"tail", required_argument, NULL, 'n'},
     {},
 };
 
@@ -220,11 +277,21 @@ static const char *arg_runtime;
 static const char *arg_handler;
 static uint64_t arg_memory_mb; /* 0: not sent, the daemon's default applies */
 static uint64_t arg_timeout_ms;
+/* -1: not sent, the daemon's default applies (0 is a valid value for these). */
+static int64_t arg_keep_alive_ms = -1;
+static int64_t arg_max_concurrency = -1;
+static int64_t arg_min_instances = -1;
 static json_t *arg_env; /* object; NULL until the first --env */
 static const char *arg_data;
 static bool arg_show_headers;
-/* The first option given that belongs to one verb only, to refuse it with another verb. */
-static int arg_deploy_opt, arg_invoke_opt;
+static bool arg_log_tail;
+static bool arg_follow;
+static int64_t arg_tail = (int64_t)LOGS_TAIL_DEFAULT;
+/* Per verb, the first option given that belongs to that verb only, to refuse it with another. */
+static int arg_verb_opt[_VERB_MAX];
+
+/* Set by SIGINT/SIGTERM while `logs -f` runs. */
+static volatile sig_atomic_t stop_requested;
 
 static const char *option_name(int val)
 {
@@ -268,6 +335,18 @@ static int parse_limit(const char *opt, const char *s, uint64_t *ret)
         if (parse_uint64(s, &v) < 0 || v == 0 || v > LIMIT_ARG_MAX)
                 return usage_error(VERB_DEPLOY, "--%s wants a positive integer, not '%s'", opt, s);
         *ret = v;
+        return 0;
+}
+
+/* An integer option where 0 is meaningful: 0 to max. */
+static int parse_range(Verb verb, const char *opt, const char *s, uint64_t max, int64_t *ret)
+{
+        uint64_t v;
+
+        if (parse_uint64(s, &v) < 0 || v > max)
+                return usage_error(verb, "--%s wants an integer from 0 to %" PRIu64 ", not '%s'",
+                                   opt, max, s);
+        *ret = (int64_t)v;
         return 0;
 }
 
@@ -320,8 +399,80 @@ static int parse_output(const char *s)
 
 /* ---- command line ---- */
 
+/* The verb an option belongs to, or _VERB_INVALID for a global one. */
+static Verb option_verb(int c)
+{
+        switch (c) {
+        case OPT_RUNTIME:
+        case OPT_HANDLER:
+        case OPT_MEMORY:
+        case OPT_TIMEOUT:
+        case OPT_KEEP_ALIVE:
+        case OPT_MAX_CONCURRENCY:
+        case OPT_MIN_INSTANCES:
+        case 'e':
+                return VERB_DEPLOY;
+        case 'd':
+        case 'i':
+        case OPT_LOG:
+                return VERB_INVOKE;
+        case 'f':
+        case 'n':
+                return VERB_LOGS;
+        default:
+                return _VERB_INVALID;
+        }
+}
+
+static int parse_verb_option(int c, const char *val)
+{
+        switch (c) {
+        case OPT_RUNTIME:
+                arg_runtime = val;
+                return 0;
+        case OPT_HANDLER:
+                arg_handler = val;
+                return 0;
+        case OPT_MEMORY:
+                return parse_limit("memory", val, &arg_memory_mb);
+        case OPT_TIMEOUT:
+                return parse_limit("timeout", val, &arg_timeout_ms);
+        case OPT_KEEP_ALIVE:
+                return parse_range(VERB_DEPLOY, "keep-alive", val, KEEP_ALIVE_ARG_MAX,
+                                   &arg_keep_alive_ms);
+        case OPT_MAX_CONCURRENCY:
+                return parse_range(VERB_DEPLOY, "max-concurrency", val, CONCURRENCY_ARG_MAX,
+                                   &arg_max_concurrency);
+        case OPT_MIN_INSTANCES:
+                return parse_range(VERB_DEPLOY, "min-instances", val, CONCURRENCY_ARG_MAX,
+                                   &arg_min_instances);
+        case 'e':
+                return parse_env(val);
+        case 'd':
+                arg_data = val;
+                return 0;
+        case 'i':
+                arg_show_headers = true;
+                return 0;
+        case OPT_LOG:
+                arg_log_tail = true;
+                return 0;
+        case 'f':
+                arg_follow = true;
+                return 0;
+        default: /* 'n' */
+                return parse_range(VERB_LOGS, "tail", val, LOGS_TAIL_MAX, &arg_tail);
+        }
+}
+
 static int parse_one_option(int c, const char *val)
 {
+        Verb verb = option_verb(c);
+
+        if (verb >= 0) {
+                arg_verb_opt[verb] = arg_verb_opt[verb] ?: c;
+                return parse_verb_option(c, val);
+        }
         switch (c) {
         case OPT_URL:
                 arg_url = val;
@@ -343,34 +494,8 @@ static int parse_one_option(int c, const char *val)
         case 'h':
                 arg_help = true;
                 return 0;
-        case OPT_VERSION:
+        default: /* OPT_VERSION */
                 arg_version = true;
-                return 0;
-        default:
-                break;
-        }
-        if (c == OPT_RUNTIME || c == OPT_HANDLER || c == OPT_MEMORY || c == OPT_TIMEOUT || c == 'e')
-                arg_deploy_opt = arg_deploy_opt ?: c;
-        else
-                arg_invoke_opt = arg_invoke_opt ?: c;
-        switch (c) {
-        case OPT_RUNTIME:
-                arg_runtime = val;
-                return 0;
-        case OPT_HANDLER:
-                arg_handler = val;
-                return 0;
-        case OPT_MEMORY:
-                return parse_limit("memory", val, &arg_memory_mb);
-        case OPT_TIMEOUT:
-                return parse_limit("timeout", val, &arg_timeout_ms);
-        case 'e':
-                return parse_env(val);
-        case 'd':
-                arg_data = val;
-                return 0;
-        default: /* 'i' */
-                arg_show_headers = true;
                 return 0;
         }
 }
@@ -402,7 +527,7 @@ static int parse_argv(int argc, char **argv, char ***ret_pos, size_t *ret_n)
         opterr = 0;
         /* '-': positional arguments come back in order as option 1, so options may follow the
          * command; ':': a missing value is reported as ':' rather than '?'. */
-        while ((c = getopt_long(argc, argv, "-:o:qhe:d:i", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "-:o:qhe:d:ifn:", options, NULL)) != -1) {
                 if (c == 1) {
                         pos[n++] = optarg;
                         continue;
@@ -548,12 +673,46 @@ static int resolve_token(Endpoint *e)
 
 static void print_fnbox_headers(const HttpResponse *resp)
 {
-        if (resp->fnbox_headers)
-                fputs(resp->fnbox_headers, stderr);
+        static const char skip[] = "X-Fnbox-Log-Result:";
+
+        for (const char *p = resp->fnbox_headers; p && *p;) {
+                const char *eol = strchrnul(p, '\n');
+                /* --log shows the log tail decoded; its base64 here would only be noise. */
+                if (strncasecmp(p, skip, strlen(skip)) != 0)
+                        fprintf(stderr, "%.*s\n", (int)(eol - p), p);
+                p = *eol ? eol + 1 : eol;
+        }
 }
 
-/* One request. Returns 0 with *ret filled for a 2xx answer; otherwise prints why and returns the
- * exit code: CLI_EXIT_LOCAL (no answer), CLI_EXIT_FUNCTION (an invoke's 502/504), CLI_EXIT_API. */
+/* `invoke --log`: the end of the invocation's log, which the daemon sends base64-encoded in
+ * X-Fnbox-Log-Result, decoded to stderr. The header is missing when the invocation never ran
+ * (404, 429): a warning only when it should be there. */
+static void print_log_result(const HttpResponse *resp, bool expected)
+{
+        _cleanup_free_ void *log = NULL;
+        const char *v;
+        size_t l, n;
+
+        if (http_response_header(resp, "X-Fnbox-Log-Result", &v, &l) < 0) {
+                if (expected)
+                        cli_warn(arg_quiet, "the daemon sent no X-Fnbox-Log-Result header");
+                return;
+        }
+        if (base64_decode(v, l, &log, &n) < 0) {
+                cli_warn(arg_quiet, "the daemon's X-Fnbox-Log-Result header is not base64");
+                return;
+        }
+        if (n == 0)
+                return;
+        (void)fwrite(log, 1, n, stderr);
+        /* The tail may be cut mid-line at its start, never at its end; keep stderr tidy anyway. */
+        if (((const char *)log)[n - 1] != '\n')
+                fputc('\n', stderr);
+}
+
+/* One request. Returns 0 with *ret filled for a 2xx answer; -ECANCELED, silently, when
+ * req->cancel fired; otherwise prints why and returns the exit code: CLI_EXIT_LOCAL (no answer),
+ * CLI_EXIT_FUNCTION (an invoke's 502/504), CLI_EXIT_API. */
 static int api_call(const HttpRequest *req, bool invoke, HttpResponse *ret)
 {
         _cleanup_(endpoint_done) Endpoint e = {};
@@ -569,6 +728,8 @@ static int api_call(const HttpRequest *req, bool invoke, HttpResponse *ret)
                 return r;
         e.ep.token = e.token;
         r = cli_http_request(&e.ep, req, &resp, &err);
+        if (r == -ECANCELED)
+                return r;
         if (r < 0)
                 return cli_fail(CLI_EXIT_LOCAL, "%s", err.msg);
         if (invoke && arg_show_headers)
@@ -577,6 +738,9 @@ static int api_call(const HttpRequest *req, bool invoke, HttpResponse *ret)
                 *ret = resp;
                 return 0;
         }
+        /* A failed invocation is where its log helps most: show it before the error line. */
+        if (invoke && arg_log_tail)
+                print_log_result(&resp, false);
         cli_describe_error(&resp, msg, sizeof(msg));
         r = invoke && (resp.status == 502 || resp.status == 504) ? CLI_EXIT_FUNCTION : CLI_EXIT_API;
         (void)cli_fail(r, "%s", msg);
@@ -648,8 +812,14 @@ static int load_bundle(const char *path, char **ret, size_t *ret_len, PackStats 
         return r < 0 ? cli_fail(CLI_EXIT_LOCAL, "%s", err.msg) : 0;
 }
 
-/* The PUT body; memory_mb and timeout_ms are left out when not given so the daemon's defaults
- * apply; env is always sent, so an update without --env clears it. */
+/* Sets key to v, unless v is -1 (not given). */
+static int set_optional_int(json_t *o, const char *key, int64_t v)
+{
+        return v < 0 ? 0 : json_object_set_new(o, key, json_integer((json_int_t)v));
+}
+
+/* The PUT body; memory_mb, timeout_ms and the warm-pool fields are left out when not given so
+ * the daemon's defaults apply; env is always sent, so an update without --env clears it. */
 static int deploy_body(const char *code, char **ret)
 {
         json_t *o = json_object(), *v;
@@ -663,6 +833,9 @@ static int deploy_body(const char *code, char **ret)
              json_object_set_new(o, "memory_mb", json_integer((json_int_t)arg_memory_mb)) == 0) &&
             (!arg_timeout_ms ||
              json_object_set_new(o, "timeout_ms", json_integer((json_int_t)arg_timeout_ms)) == 0) &&
+            set_optional_int(o, "keep_alive_ms", arg_keep_alive_ms) == 0 &&
+            set_optional_int(o, "max_concurrency", arg_max_concurrency) == 0 &&
+            set_optional_int(o, "min_instances", arg_min_instances) == 0 &&
             json_object_set_new(o, "env", arg_env ? json_incref(arg_env) : json_object()) == 0 &&
             json_object_set_new(o, "code", json_string_nocheck(code)) == 0)
                 s = json_dumps(o, JSON_COMPACT);
@@ -835,9 +1008,140 @@ static int verb_invoke(char **args)
                                     .body = event,
                                     .body_len = len,
                                     .content_type = "application/octet-stream",
+                                    .header = arg_log_tail ? "X-Fnbox-Log: Tail" : NULL,
                                     .timeout_sec = INVOKE_TIMEOUT_SEC},
                      true, &resp);
-        return r != 0 ? r : write_response(&resp);
+        if (r == 0)
+                r = write_response(&resp);
+        if (r == 0 && arg_log_tail)
+                print_log_result(&resp, true);
+        return r;
+}
+
+static void on_stop_signal(int sig)
+{
+        stop_requested = 1;
+}
+
+/* SIGINT and SIGTERM end `logs -f` with exit status 0. No SA_RESTART, so the sleep between two
+ * requests returns at once; a request in flight notices through HttpRequest.cancel. */
+static int install_stop_handlers(void)
+{
+        struct sigaction sa = {.sa_handler = on_stop_signal};
+
+        if (sigemptyset(&sa.sa_mask) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
+            sigaction(SIGTERM, &sa, NULL) < 0)
+                return cli_fail(CLI_EXIT_LOCAL, "cannot handle SIGINT and SIGTERM: %s",
+                                strerror(errno));
+        return 0;
+}
+
+/* Sleeps msec, or less once stop_requested is set. */
+static void sleep_msec(unsigned msec)
+{
+        struct timespec ts = {.tv_sec = msec / 1000, .tv_nsec = (long)(msec % 1000) * 1000000L};
+
+        while (!stop_requested)
+                if (nanosleep(&ts, &ts) == 0 || errno != EINTR)
+                        return;
+}
+
+/* GETs the last `tail` lines of the log of function name, of what came after cursor `after` (0:
+ * all). Returns 0 with the answer and its X-Fnbox-Log-Cursor, -ECANCELED when a stop signal came,
+ * or an exit code. */
+static int logs_fetch(const char *name, uint64_t tail, uint64_t after, HttpResponse *ret,
+                      uint64_t *ret_cursor)
+{
+        _cleanup_(http_response_done) HttpResponse resp = {};
+        _cleanup_free_ char *path = NULL;
+        char buf[32];
+        const char *v;
+        uint64_t cursor;
+        size_t l;
+        int r;
+
+        r = after > 0 ? asprintf(&path, "/v1/functions/%s/logs?after=%" PRIu64 "&tail=%" PRIu64,
+                                 name, after, tail)
+                      : asprintf(&path, "/v1/functions/%s/logs?tail=%" PRIu64, name, tail);
+        if (r < 0)
+                return cli_fail(CLI_EXIT_LOCAL, "out of memory");
+        r = api_call(&(HttpRequest){.method = "GET",
+                                    .path = path,
+                                    .timeout_sec = API_TIMEOUT_SEC,
+                                    .cancel = arg_follow ? &stop_requested : NULL},
+                     false, &resp);
+        if (r != 0)
+                return r;
+        if (http_response_header(&resp, "X-Fnbox-Log-Cursor", &v, &l) < 0 || l >= sizeof(buf))
+                return cli_fail(CLI_EXIT_API, "the daemon's answer has no X-Fnbox-Log-Cursor");
+        memcpy(buf, v, l);
+        buf[l] = '\0';
+        if (parse_uint64(buf, &cursor) < 0 || cursor > INT64_MAX)
+                return cli_fail(CLI_EXIT_API, "the daemon's X-Fnbox-Log-Cursor is not a cursor");
+        *ret = resp;
+        resp = (HttpResponse){};
+        *ret_cursor = cursor;
+        return 0;
+}
+
+/* -o json: {"function", "cursor", "log"}, pretty, or one compact line each with -f. Invalid
+ * UTF-8 in the log (a function may print anything) becomes '?', as JSON needs. */
+static int logs_print_json(const char *name, const HttpResponse *resp, uint64_t cursor)
+{
+        _cleanup_free_ char *text = utf8_sanitize(resp->body ?: "", resp->body_len);
+        _cleanup_(json_decrefp) json_t *o = NULL;
+        int r = -EIO;
+
+        if (text)
+                o = json_pack("{s:s, s:I, s:s}", "function", name, "cursor", (json_int_t)cursor,
+                              "log", text);
+        if (!o)
+                return cli_fail(CLI_EXIT_LOCAL, "out of memory");
+        if (!arg_follow)
+                r = cli_print_json(o);
+        else if (json_dumpf(o, stdout, JSON_COMPACT) == 0 && fputc('\n', stdout) != EOF &&
+                 fflush(stdout) == 0)
+                r = 0;
+        return r < 0 ? cli_fail(CLI_EXIT_LOCAL, "cannot write to stdout: %s", strerror(-r)) : 0;
+}
+
+static int logs_print(const char *name, const HttpResponse *resp, uint64_t cursor)
+{
+        int r = 0;
+
+        if (arg_output == OUTPUT_JSON)
+                return logs_print_json(name, resp, cursor);
+        /* As is: the log is the function's own bytes, like `invoke`'s response. */
+        if (resp->body_len > 0)
+                r = loop_write(STDOUT_FILENO, resp->body, resp->body_len);
+        return r < 0 ? cli_fail(CLI_EXIT_LOCAL, "cannot write to stdout: %s", strerror(-r)) : 0;
+}
+
+static int verb_logs(char **args)
+{
+        _cleanup_(http_response_done) HttpResponse resp = {};
+        uint64_t cursor = 0;
+        int r;
+
+        r = check_name(VERB_LOGS, args[0]);
+        if (r == 0 && arg_follow)
+                r = install_stop_handlers();
+        if (r == 0)
+                r = logs_fetch(args[0], (uint64_t)arg_tail, 0, &resp, &cursor);
+        if (r == 0 && (!arg_follow || resp.body_len > 0))
+                r = logs_print(args[0], &resp, cursor);
+        /* Each round asks only for what came after the cursor; the daemon's cap on lines per
+         * answer is far above what half a second of invocations writes. */
+        while (r == 0 && arg_follow) {
+                http_response_done(&resp);
+                sleep_msec(LOGS_POLL_MSEC);
+                if (stop_requested)
+                        break;
+                r = logs_fetch(args[0], LOGS_TAIL_MAX, cursor, &resp, &cursor);
+                if (r == 0 && resp.body_len > 0)
+                        r = logs_print(args[0], &resp, cursor);
+        }
+        return r == -ECANCELED ? 0 : r;
 }
 
 static int verb_list(void)
@@ -961,17 +1265,17 @@ static int run(char **pos, size_t n)
                 return usage_error(verb, "missing argument for '%s'", verbs[verb].name);
         if (n > verbs[verb].max_args)
                 return usage_error(verb, "unexpected argument '%s'", pos[verbs[verb].max_args]);
-        if (arg_deploy_opt && verb != VERB_DEPLOY)
-                return usage_error(verb, "option '--%s' applies only to 'deploy'",
-                                   option_name(arg_deploy_opt));
-        if (arg_invoke_opt && verb != VERB_INVOKE)
-                return usage_error(verb, "option '--%s' applies only to 'invoke'",
-                                   option_name(arg_invoke_opt));
+        for (size_t v = 0; v < _VERB_MAX; v++)
+                if (arg_verb_opt[v] && v != (size_t)verb)
+                        return usage_error(verb, "option '--%s' applies only to '%s'",
+                                           option_name(arg_verb_opt[v]), verbs[v].name);
         switch (verb) {
         case VERB_DEPLOY:
                 return verb_deploy(pos);
         case VERB_INVOKE:
                 return verb_invoke(pos);
+        case VERB_LOGS:
+                return verb_logs(pos);
         case VERB_LIST:
                 return verb_list();
         case VERB_GET:
