@@ -21,9 +21,13 @@
 /* "YYYY-MM-DDTHH:MM:SS.mmmZ" and its NUL. */
 #define TIMESTAMP_SIZE 32
 
-/* The text lists the array for messages; keep the two in step. */
-static const char *const supported_runtimes[] = {"native"};
-#define SUPPORTED_RUNTIMES_TEXT "native"
+/* The text lists the array for messages; keep the two in step. "provided.al2" and
+ * "provided.al2023" are Lambda's names for the same OS-only runtime; they are kept as given. */
+static const char *const supported_runtimes[] = {
+    "native", "provided", "provided.al2", "provided.al2023", "python3", "nodejs",
+};
+#define SUPPORTED_RUNTIMES_TEXT                                                                    \
+        "native, provided (also provided.al2, provided.al2023), python3, nodejs"
 
 static const char *const allowed_fields[] = {
     "runtime", "handler",       "memory_mb",       "timeout_ms",    "env",
@@ -32,6 +36,8 @@ static const char *const allowed_fields[] = {
 
 /* Names the platform sets itself in the sandbox; a tenant must not override them. */
 static const char *const reserved_env_prefixes[] = {"FNBOX_", "AWS_", "LAMBDA_"};
+/* Lambda's reserved names outside those prefixes. */
+static const char *const reserved_env_names[] = {"_HANDLER", "_X_AMZN_TRACE_ID"};
 
 static char printable(char c)
 {
@@ -192,22 +198,13 @@ static int check_handler_file(const char *file, size_t len, FnError *reterr)
         return 0;
 }
 
-static int parse_handler(const json_t *v, char *out, size_t size, FnError *reterr)
+/* native: "FILE.so" or "FILE.so:SYMBOL". */
+static int check_native_handler(const char *s, size_t len, FnError *reterr)
 {
-        const char *s = json_cstring(v), *colon;
-        size_t len, flen;
+        const char *colon = strchr(s, ':');
+        size_t flen = colon ? (size_t)(colon - s) : len;
         int r;
 
-        if (!v)
-                return fn_error_set(reterr, -EINVAL, "missing required field 'handler'");
-        if (!s)
-                return fn_error_set(reterr, -EINVAL, "field 'handler' must be a string");
-        len = strlen(s);
-        if (len >= size)
-                return fn_error_set(reterr, -EINVAL, "field 'handler' must be at most %zu bytes",
-                                    size - 1);
-        colon = strchr(s, ':');
-        flen = colon ? (size_t)(colon - s) : len;
         r = check_handler_file(s, flen, reterr);
         if (r < 0)
                 return r;
@@ -221,6 +218,128 @@ static int parse_handler(const json_t *v, char *out, size_t size, FnError *reter
                                             "field 'handler' symbol after ':' must be a C "
                                             "identifier ([A-Za-z_][A-Za-z0-9_]*)");
         }
+        return 0;
+}
+
+/* provided: Lambda passes the handler to the bootstrap as _HANDLER and gives it no meaning. */
+static int check_provided_handler(const char *s, size_t len, FnError *reterr)
+{
+        bool ok = len > 0;
+
+        for (size_t i = 0; ok && i < len; i++)
+                ok = s[i] >= 0x20 && s[i] < 0x7f;
+        if (!ok)
+                return fn_error_set(reterr, -EINVAL,
+                                    "field 'handler' for runtime 'provided' must be 1 to 255 "
+                                    "printable ASCII characters (the bootstrap gets it as "
+                                    "_HANDLER)");
+        return 0;
+}
+
+/* [A-Za-z_][A-Za-z0-9_]* at s[0..len). */
+static bool is_ident(const char *s, size_t len)
+{
+        if (len == 0 || !is_ident_start(s[0]))
+                return false;
+        for (size_t i = 1; i < len; i++)
+                if (!is_ident_char(s[i]))
+                        return false;
+        return true;
+}
+
+/* Splits s[0..len) at every char in seps and checks each part with ok(). */
+static bool parts_are(const char *s, size_t len, const char *seps, bool (*ok)(const char *, size_t))
+{
+        size_t start = 0;
+
+        for (size_t i = 0; i <= len; i++) {
+                if (i < len && !strchr(seps, s[i]))
+                        continue;
+                if (!ok(s + start, i - start))
+                        return false;
+                start = i + 1;
+        }
+        return true;
+}
+
+/* python3: "MODULE.FUNCTION", MODULE a path of identifiers joined by '.' or '/'. */
+static int check_python_handler(const char *s, size_t len, FnError *reterr)
+{
+        const char *dot = memrchr(s, '.', len);
+
+        if (!dot || !is_ident(dot + 1, len - (size_t)(dot + 1 - s)) ||
+            !parts_are(s, (size_t)(dot - s), "./", is_ident))
+                return fn_error_set(reterr, -EINVAL,
+                                    "field 'handler' for runtime 'python3' must be "
+                                    "\"MODULE.FUNCTION\" of Python identifiers (e.g. "
+                                    "\"app.handler\", \"pkg/app.handler\" or "
+                                    "\"pkg.app.handler\")");
+        return 0;
+}
+
+static bool is_file_name(const char *s, size_t len)
+{
+        if (len == 0)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!is_ident_char(s[i]) && s[i] != '-')
+                        return false;
+        return true;
+}
+
+static bool is_js_ident(const char *s, size_t len)
+{
+        if (len == 0 || !(is_ident_start(s[0]) || s[0] == '$'))
+                return false;
+        for (size_t i = 1; i < len; i++)
+                if (!is_ident_char(s[i]) && s[i] != '$')
+                        return false;
+        return true;
+}
+
+/* nodejs: "FILE.EXPORT": FILE may be in subdirectories, EXPORT may be a dotted path (Lambda
+ * resolves "index.handlers.main" as index.js's handlers.main). */
+static int check_nodejs_handler(const char *s, size_t len, FnError *reterr)
+{
+        const char *slash = memrchr(s, '/', len), *base = slash ? slash + 1 : s;
+        const char *dot = memchr(base, '.', len - (size_t)(base - s));
+
+        if (!dot || (slash && !parts_are(s, (size_t)(slash - s), "/", is_file_name)) ||
+            !is_file_name(base, (size_t)(dot - base)) ||
+            !parts_are(dot + 1, len - (size_t)(dot + 1 - s), ".", is_js_ident))
+                return fn_error_set(reterr, -EINVAL,
+                                    "field 'handler' for runtime 'nodejs' must be "
+                                    "\"FILE.EXPORT\" (e.g. \"index.handler\" or "
+                                    "\"src/app.handler\"; FILE of [A-Za-z0-9_-], EXPORT a "
+                                    "JavaScript identifier)");
+        return 0;
+}
+
+static int parse_handler(const json_t *v, const char *runtime, char *out, size_t size,
+                         FnError *reterr)
+{
+        const char *s = json_cstring(v);
+        size_t len;
+        int r;
+
+        if (!v)
+                return fn_error_set(reterr, -EINVAL, "missing required field 'handler'");
+        if (!s)
+                return fn_error_set(reterr, -EINVAL, "field 'handler' must be a string");
+        len = strlen(s);
+        if (len >= size)
+                return fn_error_set(reterr, -EINVAL, "field 'handler' must be at most %zu bytes",
+                                    size - 1);
+        if (strncmp(runtime, "provided", 8) == 0)
+                r = check_provided_handler(s, len, reterr);
+        else if (strcmp(runtime, "python3") == 0)
+                r = check_python_handler(s, len, reterr);
+        else if (strcmp(runtime, "nodejs") == 0)
+                r = check_nodejs_handler(s, len, reterr);
+        else
+                r = check_native_handler(s, len, reterr);
+        if (r < 0)
+                return r;
         memcpy(out, s, len + 1);
         return 0;
 }
@@ -274,6 +393,12 @@ static int check_env_key(const char *key, FnError *reterr)
                         return fn_error_set(reterr, -EINVAL,
                                             "field 'env' key '%s' is reserved (the prefixes "
                                             "FNBOX_, AWS_ and LAMBDA_ belong to the platform)",
+                                            echo);
+        for (size_t i = 0; i < ELEMENTSOF(reserved_env_names); i++)
+                if (strcmp(key, reserved_env_names[i]) == 0)
+                        return fn_error_set(reterr, -EINVAL,
+                                            "field 'env' key '%s' is reserved (the platform sets "
+                                            "it, as Lambda does)",
                                             echo);
         return 0;
 }
@@ -443,7 +568,8 @@ int api_parse_function_spec(const char *name, const char *body, size_t len, Func
         r = parse_runtime(json_object_get(root, "runtime"), s.runtime, sizeof(s.runtime), reterr);
         if (r < 0)
                 return r;
-        r = parse_handler(json_object_get(root, "handler"), s.handler, sizeof(s.handler), reterr);
+        r = parse_handler(json_object_get(root, "handler"), s.runtime, s.handler, sizeof(s.handler),
+                          reterr);
         if (r < 0)
                 return r;
         r = parse_limits(root, &s, reterr);

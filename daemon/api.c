@@ -420,7 +420,9 @@ static void add_invoke_headers(struct MHD_Response *resp, const InvokeResult *re
         size_t n = 0;
 
         (void)MHD_add_response_header(resp, "X-Fnbox-Invocation-Id", res->id);
-        (void)MHD_add_response_header(resp, "X-Fnbox-Start", invoke_start_to_string(res->start));
+        if (res->start != INVOKE_START_NONE)
+                (void)MHD_add_response_header(resp, "X-Fnbox-Start",
+                                              invoke_start_to_string(res->start));
         if (res->start_cause)
                 (void)MHD_add_response_header(resp, "X-Fnbox-Start-Cause", res->start_cause);
         for (size_t k = 0; k < res->n_phases && n < sizeof(timing); k++)
@@ -623,7 +625,9 @@ static void handle_function_logs(Request *req)
                                      "out of memory");
                 return;
         }
-        resp = response_from_string(text, "text/plain; charset=utf-8");
+        /* What functions print is arbitrary bytes; the answer says UTF-8, so make it so. */
+        resp = response_from_string(utf8_sanitize(text, strlen(text)), "text/plain; charset=utf-8");
+        free(text);
         if (resp) {
                 (void)snprintf(buf, sizeof(buf), "%" PRIu64, cursor);
                 (void)MHD_add_response_header(resp, "X-Fnbox-Log-Cursor", buf);
@@ -641,9 +645,10 @@ static void handle_invocation_logs(Request *req)
                                      "the latest invocations only)");
                 return;
         }
-        request_answer(
-            req, MHD_HTTP_OK,
-            response_from_string(strdup(res->log ? res->log : ""), "text/plain; charset=utf-8"));
+        request_answer(req, MHD_HTTP_OK,
+                       response_from_string(
+                           utf8_sanitize(res->log ? res->log : "", res->log ? res->log_len : 0),
+                           "text/plain; charset=utf-8"));
 }
 
 static void handle_metrics(Request *req)

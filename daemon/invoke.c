@@ -93,6 +93,7 @@ struct Invoker {
 #define CELL_MEMORY_MB 128u
 
 static const char *const start_names[_INVOKE_START_MAX] = {
+    [INVOKE_START_NONE] = "none",
     [INVOKE_START_COLD] = "cold",
     [INVOKE_START_PREWARMED] = "prewarmed",
     [INVOKE_START_WARM] = "warm",
@@ -358,7 +359,14 @@ static void invoker_tick(Invoker *inv)
         /* Network namespaces for future sandboxes, one per tick. */
         if (sandbox_host_netns_available(inv->host) < inv->cfg.netns_target) {
                 int r = sandbox_host_refill(inv->host, 1);
-                if (r < 0)
+                if (r == -ENOTRECOVERABLE) {
+                        /* The daemon could not get back to its own network namespace: nothing
+                         * it creates from here would be where it should. Stop. */
+                        log_error_errno(r, "Cannot return to the daemon's network namespace, "
+                                           "stopping: %m");
+                        loop_exit(inv->loop, r);
+                        return;
+                } else if (r < 0)
                         log_debug_errno(r, "Cannot make a network namespace: %m");
                 else if (sandbox_host_netns_available(inv->host) < inv->cfg.netns_target)
                         next = 0;
@@ -791,8 +799,8 @@ static void op_dequeued(void *ctx, void *waiter, const PoolGrant *g, int error)
                                   "the function was deleted while the request waited");
         else if (error == -EAGAIN)
                 invocation_finish(i, false, INVOKE_THROTTLED, "TooManyRequests",
-                                  "over the concurrency limit of the function or the host; "
-                                  "retry later");
+                                  "over the concurrency limit of the function or the host, "
+                                  "or the memory budget; retry later");
         else
                 invocation_finish(i, false, INVOKE_PLATFORM_ERROR, "ServiceUnavailable",
                                   "no sandbox could be made: %s",
@@ -1071,8 +1079,14 @@ int invoker_submit(Invoker *inv, const char *name, const void *payload, size_t l
                 tick_schedule(inv, i->t_submit + pool_config(inv->pool)->queue_timeout);
         } else if (r == -EAGAIN)
                 invocation_finish(i, false, INVOKE_THROTTLED, "TooManyRequests",
-                                  "over the concurrency limit of the function or the host; "
-                                  "retry later");
+                                  "over the concurrency limit of the function or the host, "
+                                  "or the memory budget; retry later");
+        else if (r == -E2BIG)
+                invocation_finish(i, false, INVOKE_PLATFORM_ERROR, "ServiceUnavailable",
+                                  "the function's memory (%" PRIu32 " MB) is more than the "
+                                  "host's whole memory budget (%" PRIu64 " MB)",
+                                  i->fn->spec.memory_mb,
+                                  pool_config(inv->pool)->memory_budget / (1024 * 1024));
         else
                 invocation_finish(i, false, INVOKE_PLATFORM_ERROR, "SandboxError", "%s",
                                   r == -EIO ? inv->spawn_error : strerror(-r));

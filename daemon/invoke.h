@@ -10,7 +10,6 @@
 #include "macro.h"
 #include "registry.h"
 #include "pool.h"
-#include "pool.h"
 #include "sandbox.h"
 
 /* Invocations: a sandbox per call, its agent channel, deadlines, and how each call ended.
@@ -21,6 +20,7 @@
 #define INVOKE_INIT_TIMEOUT_USEC (10u * USEC_PER_SEC)
 
 typedef enum InvokeStart {
+        INVOKE_START_NONE, /* never reached a sandbox (throttled, or none could be made) */
         INVOKE_START_COLD,
         INVOKE_START_PREWARMED,
         INVOKE_START_WARM,
@@ -46,7 +46,7 @@ const char *invoke_outcome_to_string(InvokeOutcome o);
 #define INVOKE_PHASES_MAX 8
 
 typedef struct InvokePhase {
-        const char *name; /* static string: "sandbox", "agent", "load", "run" */
+        const char *name; /* static: queue, sandbox, agent, specialize, load, run */
         usec_t usec;
 } InvokePhase;
 

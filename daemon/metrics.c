@@ -24,9 +24,9 @@ typedef struct Series {
         uint64_t count;
 } Series;
 
-#define N_PHASES 8
+#define N_PHASES 7
 static const char *const phase_names[N_PHASES] = {"queue", "sandbox", "agent", "specialize",
-                                                  "load",  "run",     "thaw",  "other"};
+                                                  "load",  "run",     "other"};
 
 struct Metrics {
         Series *series;
@@ -194,9 +194,11 @@ char *metrics_render(const Metrics *m, const PoolStats *ps)
 
         buf_printf(&b, "# HELP fnbox_pool_instances Sandboxes by state.\n"
                        "# TYPE fnbox_pool_instances gauge\n");
+        /* Frozen instances are idle ones; "warm-idle" counts the others, as /v1/pool does. */
         for (int st = 0; st < _POOL_INSTANCE_STATE_MAX; st++)
                 buf_printf(&b, "fnbox_pool_instances{state=\"%s\"} %u\n",
-                           pool_instance_state_to_string((PoolInstanceState)st), ps->by_state[st]);
+                           pool_instance_state_to_string((PoolInstanceState)st),
+                           ps->by_state[st] - (st == POOL_INSTANCE_IDLE ? ps->frozen : 0));
         buf_printf(&b, "fnbox_pool_instances{state=\"frozen\"} %u\n", ps->frozen);
         buf_printf(&b,
                    "# HELP fnbox_pool_memory_reserved_bytes Memory limits of warm and busy "

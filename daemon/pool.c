@@ -24,6 +24,7 @@ typedef struct FnState {
         bool known;       /* set by pool_set_function */
         bool seen;        /* had an instance since the daemon started */
         PoolCause last_loss;
+        usec_t spawn_after; /* min_instances: an instance failed, wait before the next */
         struct FnState *next;
 } FnState;
 
@@ -170,6 +171,10 @@ static void instance_destroy(Pool *p, PoolInstance *i, PoolCause cause)
                 FnState *s = fn_state(p, i->function, false);
                 if (s)
                         s->last_loss = cause;
+                /* A kept-warm function whose instances fail (say its init) is not respawned in
+                 * a tight loop. */
+                if (s && s->known && s->cfg.min_instances > 0 && cause == POOL_CAUSE_POOL_EMPTY)
+                        s->spawn_after = now(p) + POOL_RETRY_USEC;
                 if (cause == POOL_CAUSE_EXPIRED || cause == POOL_CAUSE_EVICTED ||
                     cause == POOL_CAUSE_CODE_CHANGED)
                         p->counters.evictions[cause]++;
@@ -199,7 +204,8 @@ static PoolInstance *find_lru_idle(const Pool *p)
         PoolInstance *best = NULL;
 
         for (PoolInstance *i = p->instances; i; i = i->next)
-                if (i->state == POOL_INSTANCE_IDLE && (!best || i->last_used < best->last_used))
+                if (i->state == POOL_INSTANCE_IDLE && !instance_is_provisioned((Pool *)p, i) &&
+                    (!best || i->last_used < best->last_used))
                         best = i;
         return best;
 }
@@ -213,7 +219,7 @@ static bool budget_make_room(Pool *p, uint64_t need)
                 return true;
         /* Evict nothing unless evicting can make it fit. */
         for (PoolInstance *i = p->instances; i; i = i->next)
-                if (i->state == POOL_INSTANCE_IDLE)
+                if (i->state == POOL_INSTANCE_IDLE && !instance_is_provisioned(p, i))
                         idle += i->memory_bytes;
         if (memory_reserved(p) - idle + need > p->cfg.memory_budget)
                 return false;
@@ -295,6 +301,9 @@ static int try_grant(Pool *p, const PoolFunction *fn, PoolGrant *ret)
 
         if (!s)
                 return -ENOMEM;
+        /* A function bigger than the whole budget could only ever wait: refuse it. */
+        if (p->cfg.memory_budget > 0 && fn->memory_bytes > p->cfg.memory_budget)
+                return -E2BIG;
         /* The caps count running invocations, whatever tier serves them. */
         if (fn->max_concurrency > 0 && count_busy(p, fn->name) >= fn->max_concurrency)
                 return 1;
@@ -562,6 +571,10 @@ static void tick_spawn(Pool *p, usec_t t, usec_t *next)
 
                 if (!s->known || s->cfg.min_instances == 0)
                         continue;
+                if (t < s->spawn_after) {
+                        *next = MIN(*next, s->spawn_after);
+                        continue;
+                }
                 for (i = p->instances; i; i = i->next)
                         if (instance_of(i, &s->cfg) &&
                             (i->state == POOL_INSTANCE_IDLE || i->state == POOL_INSTANCE_BUSY))

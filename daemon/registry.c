@@ -275,11 +275,12 @@ static int code_store_sweep(Registry *r)
         return 0;
 }
 
-/* The FILE of "FILE.so[:SYMBOL]" must be a regular file inside dir_name. openat2 refuses
- * "..", absolute paths and every symlink on the way, so the daemon never looks outside the
- * extracted tree. Other runtimes name no file in their handler. */
-static int check_handler(Registry *r, const char *dir_name, const FunctionSpec *spec,
-                         FnError *reterr)
+/* Looks up `file` below the code directory dir_fd. openat2 refuses "..", absolute paths and every
+ * symlink on the way, so the daemon never looks outside the extracted tree. Returns 0 and *ret,
+ * -ENOENT if there is no such file, or another error with reterr set (what names the file in
+ * messages, e.g. "handler file"). */
+static int stat_beneath(int dir_fd, const char *file, const char *what, struct stat *ret,
+                        FnError *reterr)
 {
         struct open_how how = {
             /* No O_NOFOLLOW: with it a trailing symlink would be opened as the link
@@ -288,38 +289,148 @@ static int check_handler(Registry *r, const char *dir_name, const FunctionSpec *
             .resolve =
                 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
         };
-        _cleanup_close_ int dir_fd = -EBADF, fd = -EBADF;
+        _cleanup_close_ int fd = -EBADF;
+
+        fd = (int)syscall(SYS_openat2, dir_fd, file, &how, sizeof(how));
+        if (fd < 0 && errno == ELOOP)
+                return fn_error_set(reterr, -EINVAL, "%s '%s' is a symlink or goes through one",
+                                    what, file);
+        if (fd < 0 && errno == EXDEV)
+                return fn_error_set(reterr, -EINVAL, "%s '%s' escapes the bundle", what, file);
+        if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG))
+                return -ENOENT;
+        if (fd < 0)
+                return fn_error_set(reterr, negative_errno(), "cannot open %s '%s'", what, file);
+        if (fstat(fd, ret) < 0)
+                return fn_error_set(reterr, negative_errno(), "cannot stat %s '%s'", what, file);
+        return 0;
+}
+
+/* 1 if `file` is a regular file below dir_fd, 0 if it is absent (or not a regular file), or an
+ * error with reterr set. */
+static int has_regular_file(int dir_fd, const char *file, const char *what, FnError *reterr)
+{
+        struct stat st;
+        int k = stat_beneath(dir_fd, file, what, &st, reterr);
+
+        if (k == -ENOENT)
+                return 0;
+        if (k < 0)
+                return k;
+        return S_ISREG(st.st_mode);
+}
+
+/* native: the FILE of "FILE.so[:SYMBOL]" must be a regular file. */
+static int check_native(int dir_fd, const FunctionSpec *spec, FnError *reterr)
+{
         char file[sizeof(spec->handler)];
         struct stat st;
+        int k;
 
-        if (strcmp(spec->runtime, "native") != 0)
-                return 0;
         memcpy(file, spec->handler, sizeof(file));
         file[strcspn(file, ":")] = '\0';
         if (!*file)
                 return fn_error_set(reterr, -EINVAL, "handler '%s' names no file", spec->handler);
+        k = stat_beneath(dir_fd, file, "handler file", &st, reterr);
+        if (k == -ENOENT)
+                return fn_error_set(reterr, -EINVAL, "handler file '%s' not found in the bundle",
+                                    file);
+        if (k < 0)
+                return k;
+        if (!S_ISREG(st.st_mode))
+                return fn_error_set(reterr, -EINVAL, "handler file '%s' is not a regular file",
+                                    file);
+        return 0;
+}
+
+/* provided: Lambda runs /var/task/bootstrap. The extractor keeps the executable bit of files
+ * that had one, so a bundle zipped without it is caught here rather than at the first invoke. */
+static int check_provided(int dir_fd, FnError *reterr)
+{
+        struct stat st;
+        int k = stat_beneath(dir_fd, "bootstrap", "file", &st, reterr);
+
+        if (k < 0 && k != -ENOENT)
+                return k;
+        if (k == -ENOENT || !S_ISREG(st.st_mode) || !(st.st_mode & 0111))
+                return fn_error_set(reterr, -EINVAL,
+                                    "bundle has no executable 'bootstrap' at its root");
+        return 0;
+}
+
+/* python3: "pkg/mod.fn" or "pkg.mod.fn" needs pkg/mod.py or pkg/mod/__init__.py. */
+static int check_python(int dir_fd, const FunctionSpec *spec, FnError *reterr)
+{
+        char module[sizeof(spec->handler)], file[sizeof(spec->handler) + 16];
+        char *dot;
+        int k;
+
+        memcpy(module, spec->handler, sizeof(module));
+        dot = strrchr(module, '.');
+        if (!dot || dot == module)
+                return fn_error_set(reterr, -EINVAL, "handler '%s' names no module", spec->handler);
+        *dot = '\0';
+        for (char *p = module; *p; p++)
+                if (*p == '.')
+                        *p = '/';
+        (void)snprintf(file, sizeof(file), "%s.py", module);
+        k = has_regular_file(dir_fd, file, "module file", reterr);
+        if (k == 0) {
+                (void)snprintf(file, sizeof(file), "%s/__init__.py", module);
+                k = has_regular_file(dir_fd, file, "module file", reterr);
+        }
+        if (k < 0)
+                return k;
+        if (k == 0)
+                return fn_error_set(reterr, -EINVAL,
+                                    "handler '%s': the bundle has no module file '%s.py'",
+                                    spec->handler, module);
+        return 0;
+}
+
+/* nodejs: "dir/file.export" needs dir/file.js, .mjs or .cjs. */
+static int check_nodejs(int dir_fd, const FunctionSpec *spec, FnError *reterr)
+{
+        static const char *const exts[] = {".js", ".mjs", ".cjs"};
+        char base[sizeof(spec->handler)], file[sizeof(spec->handler) + 8];
+        char *slash, *dot;
+
+        memcpy(base, spec->handler, sizeof(base));
+        slash = strrchr(base, '/');
+        dot = strchr(slash ? slash + 1 : base, '.');
+        if (!dot)
+                return fn_error_set(reterr, -EINVAL, "handler '%s' names no file", spec->handler);
+        *dot = '\0';
+        for (size_t i = 0; i < ELEMENTSOF(exts); i++) {
+                int k;
+
+                (void)snprintf(file, sizeof(file), "%s%s", base, exts[i]);
+                k = has_regular_file(dir_fd, file, "handler file", reterr);
+                if (k != 0)
+                        return k < 0 ? k : 0;
+        }
+        return fn_error_set(reterr, -EINVAL,
+                            "handler '%s': the bundle has no '%s.js', '%s.mjs' or '%s.cjs'",
+                            spec->handler, base, base, base);
+}
+
+/* What the runtime will load must be in the extracted tree at dir_name. */
+static int check_handler(Registry *r, const char *dir_name, const FunctionSpec *spec,
+                         FnError *reterr)
+{
+        _cleanup_close_ int dir_fd = -EBADF;
 
         dir_fd = openat(r->code_fd, dir_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dir_fd < 0)
                 return fn_error_set(reterr, negative_errno(), "cannot open the code directory");
-        fd = (int)syscall(SYS_openat2, dir_fd, file, &how, sizeof(how));
-        if (fd < 0 && errno == ELOOP)
-                return fn_error_set(reterr, -EINVAL,
-                                    "handler file '%s' is a symlink or goes through one", file);
-        if (fd < 0 && errno == EXDEV)
-                return fn_error_set(reterr, -EINVAL, "handler file '%s' escapes the bundle", file);
-        if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG))
-                return fn_error_set(reterr, -EINVAL, "handler file '%s' not found in the bundle",
-                                    file);
-        if (fd < 0)
-                return fn_error_set(reterr, negative_errno(), "cannot open handler file '%s'",
-                                    file);
-        if (fstat(fd, &st) < 0)
-                return fn_error_set(reterr, negative_errno(), "cannot stat handler file '%s'",
-                                    file);
-        if (!S_ISREG(st.st_mode))
-                return fn_error_set(reterr, -EINVAL, "handler file '%s' is not a regular file",
-                                    file);
+        if (strcmp(spec->runtime, "native") == 0)
+                return check_native(dir_fd, spec, reterr);
+        if (strncmp(spec->runtime, "provided", 8) == 0)
+                return check_provided(dir_fd, reterr);
+        if (strcmp(spec->runtime, "python3") == 0)
+                return check_python(dir_fd, spec, reterr);
+        if (strcmp(spec->runtime, "nodejs") == 0)
+                return check_nodejs(dir_fd, spec, reterr);
         return 0;
 }
 
