@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* fnbox-agent: PID 1 of a sandbox. It speaks the wire protocol with fnboxd on fd 3, loads a native
- * function from /var/task with dlopen() and runs its invocations one at a time, in-process.
+ * function from /var/task with dlopen() and runs its invocations one at a time, in-process. For
+ * the process runtimes (provided, python3, nodejs) it serves the Lambda Runtime API to a child
+ * process instead (runtime-api.c).
  *
  * Order of messages: agent sends Ready (with the log memfd attached) -> daemon sends Init -> agent
  * answers InitResult -> daemon sends Invoke, agent answers Result, any number of times ->
@@ -21,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "config.h"
 #include "fnbox.h"
 #include "log.h"
@@ -28,20 +31,9 @@
 #include "util.h"
 #include "wire.h"
 
-#define CHANNEL_FD 3
-#define TASK_ROOT "/var/task"
 #define HANDLER_MAX 255
 #define ERROR_TYPE_MAX 128
 #define ERROR_MESSAGE_MAX ((size_t)64 * 1024)
-
-/* Exit statuses, for the daemon's logs. 0 is a requested end (Shutdown or EOF). */
-typedef enum AgentExit {
-        AGENT_EXIT_OK = 0,
-        AGENT_EXIT_SETUP = 2,    /* no channel on fd 3, or memfd/signalfd/Ready failed */
-        AGENT_EXIT_RECV = 3,     /* the channel failed or carried a malformed packet */
-        AGENT_EXIT_SEND = 4,     /* a reply could not be sent */
-        AGENT_EXIT_PROTOCOL = 5, /* a message out of order: Invoke before Init succeeded, ... */
-} AgentExit;
 
 struct fnbox_response {
         void *body;
@@ -555,6 +547,11 @@ static int dispatch(Agent *a, const Fnbox__Envelope *env)
 
         switch (env->msg_case) {
         case FNBOX__ENVELOPE__MSG_INIT:
+                /* Process runtimes (Lambda Runtime API) run their own loop from here on. */
+                if (!a->init_seen && runtime_is_process(env->init->runtime)) {
+                        a->init_seen = true;
+                        return runtime_run(env->init, a->signal_fd, a->log_fd);
+                }
                 r = handle_init(a, env->init);
                 if (r == -EPROTO)
                         return AGENT_EXIT_PROTOCOL;

@@ -363,7 +363,8 @@ static void test_out_of_range(void **state)
 
 static void test_bad_runtime(void **state)
 {
-        static const char *const bad[] = {"python3", "", "Native", "native ", "provided"};
+        static const char *const bad[] = {"python",      "",           "Native",     "native ",
+                                          "provided.al", "nodejs20.x", "python3.12", "PROVIDED"};
         char body[256];
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -371,7 +372,92 @@ static void test_bad_runtime(void **state)
                                bad[i]);
                 expect_error(body, "field 'runtime'");
                 /* The message tells the client what would work. */
-                expect_error(body, "supported runtimes: native");
+                expect_error(body, "supported runtimes: native, provided (also provided.al2, "
+                                   "provided.al2023), python3, nodejs");
+        }
+}
+
+/* Each runtime has its own handler syntax; the runtime is kept as given. */
+static void test_runtimes_and_their_handlers(void **state)
+{
+        static const struct {
+                const char *runtime, *handler;
+        } good[] = {
+            {"native", "echo.so"},
+            {"provided", "function.handler"},
+            {"provided", "anything goes: it is only $_HANDLER"},
+            {"provided", "x"},
+            {"provided.al2", "function.handler"},
+            {"provided.al2023", "not.used"},
+            {"python3", "app.handler"},
+            {"python3", "lambda_function.lambda_handler"},
+            {"python3", "pkg/sub/app.handler"},
+            {"python3", "pkg.sub.app.handler"},
+            {"python3", "_private.Handler_2"},
+            {"nodejs", "index.handler"},
+            {"nodejs", "src/lib/app.handler"},
+            {"nodejs", "my-app.handler"},
+            {"nodejs", "index.handlers.main"},
+            {"nodejs", "index.$handler"},
+        };
+        char body[512];
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                FunctionSpec spec = {};
+                void *code = NULL;
+                size_t len = 0;
+
+                (void)snprintf(body, sizeof(body),
+                               "{\"runtime\":\"%s\",\"handler\":\"%s\"," CODE "}", good[i].runtime,
+                               good[i].handler);
+                expect_ok(body, &spec, &code, &len);
+                assert_string_equal(spec.runtime, good[i].runtime);
+                assert_string_equal(spec.handler, good[i].handler);
+                function_spec_done(&spec);
+                free(code);
+        }
+}
+
+static void test_bad_runtime_handlers(void **state)
+{
+        static const struct {
+                const char *runtime, *handler, *needle;
+        } bad[] = {
+            /* a native handler is not a Lambda one, and the reverse */
+            {"native", "app.handler", "\"FILE.so\" or \"FILE.so:SYMBOL\""},
+            {"python3", "echo.so:handler", "for runtime 'python3' must be \"MODULE.FUNCTION\""},
+            {"python3", "app", "for runtime 'python3'"},
+            {"python3", "app.", "for runtime 'python3'"},
+            {"python3", ".handler", "for runtime 'python3'"},
+            {"python3", "pkg..app.handler", "for runtime 'python3'"},
+            {"python3", "pkg/../app.handler", "for runtime 'python3'"},
+            {"python3", "/abs/app.handler", "for runtime 'python3'"},
+            {"python3", "app.handle-r", "for runtime 'python3'"},
+            {"python3", "1app.handler", "for runtime 'python3'"},
+            {"python3", "app.handler:x", "for runtime 'python3'"},
+            {"python3", "my-app.handler", "for runtime 'python3'"},
+            {"nodejs", "index", "for runtime 'nodejs' must be \"FILE.EXPORT\""},
+            {"nodejs", "index.", "for runtime 'nodejs'"},
+            {"nodejs", ".handler", "for runtime 'nodejs'"},
+            {"nodejs", "../index.handler", "for runtime 'nodejs'"},
+            {"nodejs", "a//index.handler", "for runtime 'nodejs'"},
+            {"nodejs", "/index.handler", "for runtime 'nodejs'"},
+            {"nodejs", "index.handler..x", "for runtime 'nodejs'"},
+            {"nodejs", "index.1handler", "for runtime 'nodejs'"},
+            {"nodejs", "in dex.handler", "for runtime 'nodejs'"},
+            {"provided", "", "for runtime 'provided' must be 1 to 255 printable ASCII"},
+            {"provided", "tab\\there", "for runtime 'provided'"},
+            {"provided", "caf\u00e9", "for runtime 'provided'"},
+            {"provided.al2023", "new\\nline", "for runtime 'provided'"},
+        };
+        char body[512];
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                (void)snprintf(body, sizeof(body),
+                               "{\"runtime\":\"%s\",\"handler\":\"%s\"," CODE "}", bad[i].runtime,
+                               bad[i].handler);
+                expect_error(body, "field 'handler'");
+                expect_error(body, bad[i].needle);
         }
 }
 
@@ -425,7 +511,8 @@ static void test_bad_env(void **state)
             "1A", "A-B", "", "A B", "A=B", "A.B", "caf\xc3\xa9", "A\\nB",
         };
         static const char *const reserved[] = {
-            "FNBOX_", "FNBOX_TOKEN", "AWS_REGION", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT",
+            "FNBOX_",           "FNBOX_TOKEN",      "AWS_REGION", "AWS_LAMBDA_RUNTIME_API",
+            "LAMBDA_TASK_ROOT", "_X_AMZN_TRACE_ID", "_HANDLER",
         };
         static const char *const bad_values[] = {"1", "null", "true", "{}", "[\"x\"]", "1.5"};
         char body[512];
@@ -754,6 +841,8 @@ int main(void)
             cmocka_unit_test(test_wrong_types),
             cmocka_unit_test(test_out_of_range),
             cmocka_unit_test(test_bad_runtime),
+            cmocka_unit_test(test_runtimes_and_their_handlers),
+            cmocka_unit_test(test_bad_runtime_handlers),
             cmocka_unit_test(test_bad_handler),
             cmocka_unit_test(test_bad_env),
             cmocka_unit_test(test_missing_required),

@@ -28,6 +28,7 @@ typedef struct Ent {
         const char *path;
         const char *data; /* NULL: a directory, or a symlink when link is set */
         const char *link;
+        mode_t mode; /* 0: 0755 */
 } Ent;
 
 typedef struct Bundle {
@@ -62,7 +63,9 @@ static Bundle build_zip(const Ent *ents, size_t n)
                         archive_entry_set_filetype(e, AE_IFREG);
                         archive_entry_set_size(e, (la_int64_t)strlen(ents[i].data));
                 }
-                archive_entry_set_perm(e, ents[i].data || !ents[i].link ? 0755 : 0777);
+                archive_entry_set_perm(e, ents[i].mode                    ? ents[i].mode
+                                          : ents[i].data || !ents[i].link ? 0755
+                                                                          : 0777);
                 assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
                 if (ents[i].data)
                         assert_int_equal(archive_write_data(a, ents[i].data, strlen(ents[i].data)),
@@ -366,8 +369,8 @@ static void test_same_bundle_shares_code(void **state)
         bundle_done(&a);
 }
 
-static void expect_put_fails(Ctx *c, const char *name, const char *handler, const Bundle *b,
-                             const char *want)
+static void expect_put_fails_rt(Ctx *c, const char *name, const char *runtime, const char *handler,
+                                const Bundle *b, const char *want)
 {
         FunctionSpec s;
         FnError err;
@@ -376,10 +379,37 @@ static void expect_put_fails(Ctx *c, const char *name, const char *handler, cons
         int r;
 
         spec_init(&s, name, handler);
+        snprintf(s.runtime, sizeof(s.runtime), "%s", runtime);
         r = put(c, &s, b, &created, &f, &err);
         if (r != -EINVAL || !strstr(err.msg, want))
-                fail_msg("want -EINVAL '%s', got %d '%s'", want, r, err.msg);
+                fail_msg("%s %s: want -EINVAL '%s', got %d '%s'", runtime, handler, want, r,
+                         err.msg);
         assert_null(f);
+        function_spec_done(&s);
+}
+
+static void expect_put_fails(Ctx *c, const char *name, const char *handler, const Bundle *b,
+                             const char *want)
+{
+        expect_put_fails_rt(c, name, "native", handler, b, want);
+}
+
+static void expect_put_ok_rt(Ctx *c, const char *name, const char *runtime, const char *handler,
+                             const Bundle *b)
+{
+        FunctionSpec s;
+        FnError err;
+        Function *f = NULL;
+        int r;
+
+        spec_init(&s, name, handler);
+        snprintf(s.runtime, sizeof(s.runtime), "%s", runtime);
+        r = put(c, &s, b, NULL, &f, &err);
+        if (r < 0)
+                fail_msg("%s %s: want success, got %d '%s'", runtime, handler, r, err.msg);
+        assert_string_equal(f->spec.runtime, runtime);
+        assert_string_equal(f->spec.handler, handler);
+        function_free(f);
         function_spec_done(&s);
 }
 
@@ -461,6 +491,74 @@ static void test_handler_checks(void **state)
         function_free(g);
         bundle_done(&a);
         bundle_done(&o);
+}
+
+/* Each process runtime needs its entry point in the bundle: the deploy fails with a 400 that
+ * says what is missing, instead of every invocation failing later. */
+static void test_runtime_bundle_checks(void **state)
+{
+        const Ent tutorial[] = {{.path = "bootstrap", .data = "#!/bin/sh\n"},
+                                {.path = "function.sh", .data = "function handler () { :; }"}};
+        const Ent not_exec[] = {{.path = "bootstrap", .data = "#!/bin/sh\n", .mode = 0644},
+                                {.path = "function.sh", .data = "x"}};
+        const Ent nested[] = {{.path = "bin/bootstrap", .data = "#!/bin/sh\n"}};
+        const Ent dir[] = {{.path = "bootstrap/", .data = NULL}, {.path = "x", .data = "x"}};
+        const Ent link[] = {{.path = "real", .data = "#!/bin/sh\n"},
+                            {.path = "bootstrap", .link = "real"}};
+        const Ent python[] = {{.path = "app.py", .data = "def handler(e, c): return e"},
+                              {.path = "pkg/sub/mod.py", .data = "x"},
+                              {.path = "lib/__init__.py", .data = ""},
+                              {.path = "dirmod.py/", .data = NULL}};
+        const Ent node[] = {{.path = "index.js", .data = "exports.handler = async e => e"},
+                            {.path = "esm.mjs", .data = "export const handler = 1"},
+                            {.path = "legacy.cjs", .data = "x"},
+                            {.path = "src/app.js", .data = "x"}};
+        Ctx *c = *state;
+        Bundle t = build_zip(tutorial, ELEMENTSOF(tutorial));
+        Bundle ne = build_zip(not_exec, ELEMENTSOF(not_exec));
+        Bundle n = build_zip(nested, ELEMENTSOF(nested));
+        Bundle d = build_zip(dir, ELEMENTSOF(dir));
+        Bundle l = build_zip(link, ELEMENTSOF(link));
+        Bundle py = build_zip(python, ELEMENTSOF(python));
+        Bundle js = build_zip(node, ELEMENTSOF(node));
+        static const char no_bootstrap[] = "bundle has no executable 'bootstrap' at its root";
+
+        expect_put_ok_rt(c, "bash", "provided", "function.handler", &t);
+        expect_put_ok_rt(c, "bash2", "provided.al2023", "anything", &t);
+        expect_put_fails_rt(c, "f", "provided", "function.handler", &ne, no_bootstrap);
+        expect_put_fails_rt(c, "f", "provided.al2", "function.handler", &n, no_bootstrap);
+        expect_put_fails_rt(c, "f", "provided", "function.handler", &d, no_bootstrap);
+        expect_put_fails_rt(c, "f", "provided", "function.handler", &py, no_bootstrap);
+        expect_put_fails_rt(c, "f", "provided", "x", &l, "'bootstrap' is a symlink");
+
+        expect_put_ok_rt(c, "py1", "python3", "app.handler", &py);
+        expect_put_ok_rt(c, "py2", "python3", "pkg/sub/mod.handler", &py);
+        expect_put_ok_rt(c, "py3", "python3", "pkg.sub.mod.handler", &py);
+        expect_put_ok_rt(c, "py4", "python3", "lib.handler", &py); /* a package */
+        expect_put_fails_rt(c, "f", "python3", "main.handler", &py,
+                            "handler 'main.handler': the bundle has no module file 'main.py'");
+        expect_put_fails_rt(c, "f", "python3", "pkg.other.handler", &py,
+                            "the bundle has no module file 'pkg/other.py'");
+        expect_put_fails_rt(c, "f", "python3", "dirmod.handler", &py, "no module file 'dirmod.py'");
+        expect_put_fails_rt(c, "f", "python3", "index.handler", &js, "no module file");
+
+        expect_put_ok_rt(c, "js1", "nodejs", "index.handler", &js);
+        expect_put_ok_rt(c, "js2", "nodejs", "esm.handler", &js);
+        expect_put_ok_rt(c, "js3", "nodejs", "legacy.handler", &js);
+        expect_put_ok_rt(c, "js4", "nodejs", "src/app.handler", &js);
+        expect_put_ok_rt(c, "js5", "nodejs", "index.nested.fn", &js);
+        expect_put_fails_rt(c, "f", "nodejs", "app.handler", &js,
+                            "handler 'app.handler': the bundle has no 'app.js', 'app.mjs' or "
+                            "'app.cjs'");
+        expect_put_fails_rt(c, "f", "nodejs", "app.handler", &py, "no 'app.js'");
+
+        bundle_done(&t);
+        bundle_done(&ne);
+        bundle_done(&n);
+        bundle_done(&d);
+        bundle_done(&l);
+        bundle_done(&py);
+        bundle_done(&js);
 }
 
 static void test_invalid_spec(void **state)
@@ -629,6 +727,7 @@ int main(void)
             T(test_same_bundle_shares_code),
             T(test_bad_bundle_keeps_old_version),
             T(test_handler_checks),
+            T(test_runtime_bundle_checks),
             T(test_invalid_spec),
             T(test_persistence),
             T(test_leftovers_removed_at_open),
