@@ -21,6 +21,18 @@ static void copy_str(char *dst, size_t size, const char *src)
         (void)snprintf(dst, size, "%s", src ? src : "");
 }
 
+static int copy_bytes(AgentMsg *m, const uint8_t *data, size_t len)
+{
+        if (len == 0)
+                return 0;
+        m->payload = malloc(len);
+        if (!m->payload)
+                return -ENOMEM;
+        memcpy(m->payload, data, len);
+        m->payload_len = len;
+        return 0;
+}
+
 int agentconn_recv(int fd, AgentMsg *ret)
 {
         Fnbox__Envelope *env = NULL;
@@ -48,6 +60,8 @@ int agentconn_recv(int fd, AgentMsg *ret)
                 m.usec = env->init_result->init_usec;
                 copy_str(m.error_type, sizeof(m.error_type), env->init_result->error_type);
                 copy_str(m.error_message, sizeof(m.error_message), env->init_result->error_message);
+                r = copy_bytes(&m, env->init_result->error_body.data,
+                               env->init_result->error_body.len);
                 break;
         case FNBOX__ENVELOPE__MSG_RESULT: {
                 Fnbox__Result *res = env->result;
@@ -57,15 +71,8 @@ int agentconn_recv(int fd, AgentMsg *ret)
                 copy_str(m.request_id, sizeof(m.request_id), res->request_id);
                 copy_str(m.error_type, sizeof(m.error_type), res->error_type);
                 copy_str(m.error_message, sizeof(m.error_message), res->error_message);
-                if (res->payload.len > 0) {
-                        m.payload = malloc(res->payload.len);
-                        if (!m.payload) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        memcpy(m.payload, res->payload.data, res->payload.len);
-                        m.payload_len = res->payload.len;
-                }
+                m.fatal = res->fatal;
+                r = copy_bytes(&m, res->payload.data, res->payload.len);
                 break;
         }
         default:

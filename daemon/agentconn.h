@@ -27,9 +27,11 @@ typedef struct AgentMsg {
         char error_type[64]; /* INIT_RESULT/RESULT when !ok */
         char error_message[1024];
         usec_t usec;   /* INIT_RESULT: init_usec; RESULT: run_usec; READY: ready_usec */
-        void *payload; /* RESULT: response bytes (owned, malloc'd), may be NULL */
+        void *payload; /* RESULT: response bytes; INIT_RESULT: a runtime's error body (owned,
+                        * malloc'd), may be NULL */
         size_t payload_len;
         char request_id[64]; /* RESULT */
+        bool fatal;          /* RESULT: the agent exits after this one (its runtime died) */
 } AgentMsg;
 
 void agent_msg_done(AgentMsg *m);

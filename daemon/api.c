@@ -473,7 +473,9 @@ static void on_invoke_done(const InvokeResult *res, void *userdata)
         struct MHD_Response *resp;
         unsigned status = status_for_outcome(res->outcome);
 
-        if (res->outcome == INVOKE_OK || (res->outcome == INVOKE_FUNCTION_ERROR && res->body)) {
+        if (res->outcome == INVOKE_OK ||
+            ((res->outcome == INVOKE_FUNCTION_ERROR || res->outcome == INVOKE_INIT_ERROR) &&
+             res->body)) {
                 /* The function's response; or the error body a Lambda-style runtime posted
                  * ({"errorMessage","errorType","stackTrace"}), passed through as Lambda does. */
                 resp = MHD_create_response_from_buffer(res->body_len, res->body,

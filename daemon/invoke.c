@@ -470,6 +470,11 @@ static void instance_on_init_result(Instance *in, AgentMsg *m)
         if (i)
                 phase_add(&i->res, "load", i->t_ready, now);
         if (!m->ok) {
+                if (i) {
+                        /* A runtime's own init error body (Lambda's shape) goes out as is. */
+                        i->res.body = TAKE_PTR(m->payload);
+                        i->res.body_len = m->payload_len;
+                }
                 if (i)
                         invocation_finish(i, false, INVOKE_INIT_ERROR,
                                           m->error_type[0] ? m->error_type : "InitError", "%s",
@@ -513,15 +518,16 @@ static void instance_on_result(Instance *in, AgentMsg *m)
                                   m->payload_len, INVOKE_PAYLOAD_MAX);
                 return;
         }
+        /* fatal: the agent exits right after this answer (its runtime died): never reuse. */
         if (m->ok) {
                 i->res.body = TAKE_PTR(m->payload);
                 i->res.body_len = m->payload_len;
-                invocation_finish(i, true, INVOKE_OK, NULL, NULL);
+                invocation_finish(i, !m->fatal, INVOKE_OK, NULL, NULL);
         } else {
                 /* The error body a runtime posted (Lambda's shape) is passed through. */
                 i->res.body = TAKE_PTR(m->payload);
                 i->res.body_len = m->payload_len;
-                invocation_finish(i, true, INVOKE_FUNCTION_ERROR,
+                invocation_finish(i, !m->fatal, INVOKE_FUNCTION_ERROR,
                                   m->error_type[0] ? m->error_type : "FunctionError", "%s",
                                   m->error_message);
         }
