@@ -61,58 +61,11 @@ typedef struct InitError {
         char message[1024];
 } InitError;
 
-/* Length of the valid UTF-8 sequence at s (at most left bytes), 0 if there is none. */
-static size_t utf8_len(const uint8_t *s, size_t left)
-{
-        uint32_t c;
-        size_t n;
-
-        if (s[0] < 0x80)
-                return 1;
-        if ((s[0] & 0xe0) == 0xc0)
-                n = 2, c = s[0] & 0x1f;
-        else if ((s[0] & 0xf0) == 0xe0)
-                n = 3, c = s[0] & 0x0f;
-        else if ((s[0] & 0xf8) == 0xf0)
-                n = 4, c = s[0] & 0x07;
-        else
-                return 0;
-        if (n > left)
-                return 0;
-        for (size_t i = 1; i < n; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                c = c << 6 | (s[i] & 0x3f);
-        }
-        if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
-            c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-                return 0;
-        return n;
-}
-
 /* A copy of at most max bytes of s with invalid UTF-8 replaced by '?': the daemon puts these
  * strings in JSON, which must be UTF-8 (it still checks: the function is not trusted). */
 static char *text_copy(const char *s, size_t max)
 {
-        size_t len = s ? strnlen(s, max) : 0, i = 0, o = 0;
-        char *out = malloc(len + 1);
-
-        if (!out)
-                return NULL;
-        while (i < len) {
-                size_t n = utf8_len((const uint8_t *)s + i, len - i);
-
-                if (n == 0) {
-                        out[o++] = '?';
-                        i++;
-                        continue;
-                }
-                memcpy(out + o, s + i, n);
-                o += n;
-                i += n;
-        }
-        out[o] = '\0';
-        return out;
+        return utf8_sanitize(s ? s : "", s ? strnlen(s, max) : 0);
 }
 
 int fnbox_respond(fnbox_response *res, const void *data, size_t len)

@@ -23,18 +23,14 @@ usec_t now_realtime_usec(void)
         return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / NSEC_PER_USEC;
 }
 
-int read_file_at(int dir_fd, const char *path, size_t max, char **ret, size_t *ret_len)
+int read_fd_full(int fd, size_t max, char **ret, size_t *ret_len)
 {
-        _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         /* Read up to one byte past max: that is how a file of exactly max bytes is told from a
          * longer one without trusting st_size (procfs and sysfs report 0 or 4096). */
         size_t limit = max < SIZE_MAX - 1 ? max + 1 : SIZE_MAX - 1;
         size_t n = 0, cap = MIN((size_t)4096, limit);
 
-        fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return negative_errno();
         buf = malloc(cap + 1);
         if (!buf)
                 return -ENOMEM;
@@ -67,6 +63,15 @@ int read_file_at(int dir_fd, const char *path, size_t max, char **ret, size_t *r
         if (ret_len)
                 *ret_len = n;
         return 0;
+}
+
+int read_file_at(int dir_fd, const char *path, size_t max, char **ret, size_t *ret_len)
+{
+        _cleanup_close_ int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+        if (fd < 0)
+                return negative_errno();
+        return read_fd_full(fd, max, ret, ret_len);
 }
 
 int loop_write(int fd, const void *buf, size_t len)

@@ -14,6 +14,8 @@ usec_t now_realtime_usec(void);
 /* Reads a whole file (at most max bytes; -EFBIG beyond) into a NUL-terminated buffer the caller
  * frees. dir_fd may be AT_FDCWD. */
 int read_file_at(int dir_fd, const char *path, size_t max, char **ret, size_t *ret_len);
+/* The same from an open fd (a pipe, stdin...), read to EOF. */
+int read_fd_full(int fd, size_t max, char **ret, size_t *ret_len);
 /* Writes a string to an existing file (cgroupfs/procfs style: one write, no O_CREAT). */
 int write_string_file(const char *path, const char *s);
 /* Creates or truncates path with mode and writes len bytes, then fsyncs it. */

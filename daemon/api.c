@@ -384,16 +384,24 @@ static char *invocation_record_to_json(const InvokeResult *res)
         return s;
 }
 
-static void handle_invocation(Request *req)
+/* The record of the invocation the URL names, or NULL with a 404 answered. */
+static const InvokeResult *request_find_record(Request *req)
 {
         const InvokeResult *res = invoker_find_record(req->api->inv, req->name);
 
-        if (!res) {
+        if (!res)
                 request_answer_error(req, MHD_HTTP_NOT_FOUND, "NotFound",
                                      "no record of that invocation (records are kept for "
                                      "the latest invocations only)");
+        return res;
+}
+
+static void handle_invocation(Request *req)
+{
+        const InvokeResult *res = request_find_record(req);
+
+        if (!res)
                 return;
-        }
         request_answer(req, MHD_HTTP_OK,
                        response_from_string(invocation_record_to_json(res), "application/json"));
 }
@@ -639,14 +647,10 @@ static void handle_function_logs(Request *req)
 
 static void handle_invocation_logs(Request *req)
 {
-        const InvokeResult *res = invoker_find_record(req->api->inv, req->name);
+        const InvokeResult *res = request_find_record(req);
 
-        if (!res) {
-                request_answer_error(req, MHD_HTTP_NOT_FOUND, "NotFound",
-                                     "no record of that invocation (records are kept for "
-                                     "the latest invocations only)");
+        if (!res)
                 return;
-        }
         request_answer(req, MHD_HTTP_OK,
                        response_from_string(
                            utf8_sanitize(res->log ? res->log : "", res->log ? res->log_len : 0),

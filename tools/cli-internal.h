@@ -98,7 +98,6 @@ int cli_pack_directory(const char *path, size_t max, bool quiet, char **ret, siz
                        PackStats *ret_stats, FnError *reterr);
 
 /* Reads a whole fd (at most max bytes; -EFBIG beyond) into a malloc'd buffer. */
-int cli_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
 
 /* Reads an existing .zip/.tar.gz/.tgz bundle file (at most max bytes) after checking that its
  * first bytes match the name. Returns 0 and a malloc'd buffer, or -errno with reterr. */

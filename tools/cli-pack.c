@@ -10,6 +10,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "util.h"
+
 /* Recursion guard: a deeper tree would be refused by the daemon anyway (it allows 32). */
 #define PACK_DEPTH_MAX 64U
 #define PACK_CHUNK ((size_t)64 * 1024)
@@ -24,43 +26,6 @@ typedef struct Packer {
         PackStats stats;
         FnError *err;
 } Packer;
-
-int cli_read_fd(int fd, size_t max, char **ret, size_t *ret_len)
-{
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0, cap = 0;
-
-        for (;;) {
-                ssize_t k;
-                if (n == cap) {
-                        /* One byte over max tells "exactly max" from "more than max". */
-                        size_t ncap = MIN(MAX(cap * 2, (size_t)65536), max + 1);
-                        char *nb;
-                        if (n > max)
-                                return -EFBIG;
-                        nb = realloc(buf, ncap + 1);
-                        if (!nb)
-                                return -ENOMEM;
-                        buf = nb;
-                        cap = ncap;
-                }
-                k = read(fd, buf + n, cap - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (k == 0)
-                        break;
-                n += (size_t)k;
-        }
-        if (n > max)
-                return -EFBIG;
-        buf[n] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_len = n;
-        return 0;
-}
 
 static bool has_suffix(const char *s, const char *suffix)
 {
@@ -90,7 +55,7 @@ int cli_read_bundle_file(const char *path, size_t max, char **ret, size_t *ret_l
                 return fn_error_set(reterr, negative_errno(), "cannot stat '%s': %m", path);
         if (!S_ISREG(st.st_mode))
                 return fn_error_set(reterr, -EINVAL, "'%s' is not a regular file", path);
-        r = cli_read_fd(fd, max, &buf, &len);
+        r = read_fd_full(fd, max, &buf, &len);
         if (r == -EFBIG)
                 return fn_error_set(reterr, r, "'%s' is larger than the %zu MiB bundle limit", path,
                                     max >> 20);

@@ -617,7 +617,7 @@ static int read_token_file(const char *path, char **ret)
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return negative_errno();
-        r = cli_read_fd(fd, TOKEN_MAX, &buf, &len);
+        r = read_fd_full(fd, TOKEN_MAX, &buf, &len);
         if (r < 0)
                 return r;
         while (len > 0 && strchr(" \t\r\n", buf[len - 1]))
@@ -965,7 +965,7 @@ static int read_event(char **ret, size_t *ret_len)
                 *ret_len = 0;
                 return 0;
         }
-        r = cli_read_fd(fd >= 0 ? fd : STDIN_FILENO, CLI_INVOKE_DATA_MAX, ret, ret_len);
+        r = read_fd_full(fd >= 0 ? fd : STDIN_FILENO, CLI_INVOKE_DATA_MAX, ret, ret_len);
         if (r == -EFBIG)
                 return cli_fail(CLI_EXIT_LOCAL, "%s is larger than the %zu MiB event limit", src,
                                 CLI_INVOKE_DATA_MAX >> 20);
