@@ -474,6 +474,29 @@ static void request_unsuspend(Request *req)
         MHD_resume_connection(req->conn);
 }
 
+/* {"error":{"type":"InitError","message":...,"runtime_error":{...}}}: the runtime's own error
+ * body (Lambda's {"errorMessage","errorType","stackTrace"}) rides along when it is JSON. */
+static char *init_error_json(const InvokeResult *res)
+{
+        _cleanup_free_ char *msg = utf8_sanitize(res->error_message, strlen(res->error_message));
+        json_t *o, *body;
+        char *s;
+
+        if (!msg)
+                return NULL;
+        o = json_pack("{s:{s:s, s:s}}", "error", "type", "InitError", "message", msg);
+        if (!o)
+                return NULL;
+        body = json_loadb(res->body, res->body_len, 0, NULL);
+        if (body && json_is_object(body))
+                (void)json_object_set_new(json_object_get(o, "error"), "runtime_error", body);
+        else
+                json_decref(body);
+        s = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        return s;
+}
+
 static void on_invoke_done(const InvokeResult *res, void *userdata)
 {
         Request *req = userdata;
@@ -481,9 +504,10 @@ static void on_invoke_done(const InvokeResult *res, void *userdata)
         struct MHD_Response *resp;
         unsigned status = status_for_outcome(res->outcome);
 
-        if (res->outcome == INVOKE_OK ||
-            ((res->outcome == INVOKE_FUNCTION_ERROR || res->outcome == INVOKE_INIT_ERROR) &&
-             res->body)) {
+        if (res->outcome == INVOKE_INIT_ERROR && res->body)
+                resp = response_from_string(init_error_json(res), "application/json");
+        else if (res->outcome == INVOKE_OK ||
+                 (res->outcome == INVOKE_FUNCTION_ERROR && res->body)) {
                 /* The function's response; or the error body a Lambda-style runtime posted
                  * ({"errorMessage","errorType","stackTrace"}), passed through as Lambda does. */
                 resp = MHD_create_response_from_buffer(res->body_len, res->body,

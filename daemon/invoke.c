@@ -475,10 +475,16 @@ static void instance_on_init_result(Instance *in, AgentMsg *m)
                         i->res.body = TAKE_PTR(m->payload);
                         i->res.body_len = m->payload_len;
                 }
-                if (i)
-                        invocation_finish(i, false, INVOKE_INIT_ERROR,
-                                          m->error_type[0] ? m->error_type : "InitError", "%s",
+                /* Every init failure is an InitError; the agent's own kind (HandlerNotFound,
+                 * a runtime's errorType) leads the message unless the runtime's own error
+                 * body travels along, which names it. */
+                if (i &&
+                    (i->res.body || !m->error_type[0] || strcmp(m->error_type, "InitError") == 0))
+                        invocation_finish(i, false, INVOKE_INIT_ERROR, "InitError", "%s",
                                           m->error_message);
+                else if (i)
+                        invocation_finish(i, false, INVOKE_INIT_ERROR, "InitError", "%s: %s",
+                                          m->error_type, m->error_message);
                 else
                         pool_release(in->inv->pool, &in->pi, false);
                 tick_soon(in->inv);

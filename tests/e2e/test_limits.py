@@ -88,7 +88,8 @@ def test_init_error(daemon):
     daemon.deploy("noinit", handler="probe.so:no_such_symbol")
     r = daemon.invoke("noinit", b"status")
     assert r.status_code == 502
-    assert r.json()["error"]["type"] in ("HandlerNotFound", "InitError")
+    assert r.json()["error"]["type"] == "InitError"
+    assert r.json()["error"]["message"].startswith("HandlerNotFound: ")
     assert "no_such_symbol" in r.json()["error"]["message"]
 
 

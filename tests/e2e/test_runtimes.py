@@ -184,8 +184,9 @@ def test_provided_init_exit(daemon):
                   runtime="provided", handler="x")
     r = daemon.invoke("exits-at-init", b"{}")
     assert r.status_code == 502, r.text
-    assert r.headers["X-Fnbox-Function-Error"] == "Runtime.ExitError"
-    assert "Runtime exited with error: exit status 3" in r.text
+    err = r.json()["error"]
+    assert err["type"] == "InitError" and r.headers["X-Fnbox-Function-Error"] == "InitError"
+    assert "Runtime exited with error: exit status 3" in err["message"]
 
 
 # ---------------------------------------------------------------- python3
@@ -270,8 +271,10 @@ def test_python_init_errors(daemon, handler, etype, needle):
     daemon.deploy(name, files=sample("python"), runtime="python3", handler=handler)
     r = daemon.invoke(name, b"{}")
     assert r.status_code == 502, r.text
-    assert r.headers["X-Fnbox-Function-Error"] == etype
-    assert needle in r.text
+    err = r.json()["error"]
+    assert err["type"] == "InitError" and r.headers["X-Fnbox-Function-Error"] == "InitError"
+    assert needle in err["message"]  # the message the runtime posted
+    assert err["runtime_error"]["errorType"] == etype  # and its whole error body
 
 
 def test_python_timeout(daemon):
@@ -399,8 +402,10 @@ def test_node_init_error(daemon):
     daemon.deploy("node-broken", files=sample("node"), runtime="nodejs", handler="broken.handler")
     r = daemon.invoke("node-broken", b"{}")
     assert r.status_code == 502, r.text
-    assert r.headers["X-Fnbox-Function-Error"] == "Runtime.ImportModuleError"
-    assert "Cannot find module 'no-such-module-anywhere'" in r.text
+    err = r.json()["error"]
+    assert err["type"] == "InitError" and r.headers["X-Fnbox-Function-Error"] == "InitError"
+    assert "Cannot find module 'no-such-module-anywhere'" in err["message"]
+    assert err["runtime_error"]["errorType"] == "Runtime.ImportModuleError"
 
 
 def test_node_timeout(daemon):
@@ -428,3 +433,18 @@ def test_node_warm_reuse_keeps_module_state(daemon, node_fn):
         pytest.skip("second call was not warm")
     assert r2.json()["count"] == r1.json()["count"] + 1
     assert r2.json()["started"] == r1.json()["started"]
+
+
+def test_provided_init_error_posted_by_the_runtime(daemon):
+    # A bootstrap that reports its own init failure through the Runtime API, as AWS documents.
+    bootstrap = (b"#!/bin/sh\nset -euo pipefail\n"
+                 b"curl -sS -X POST \"http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/init/error\""
+                 b" -d '{\"errorMessage\":\"no config\",\"errorType\":\"Custom.Config\"}'\n"
+                 b"sleep 5\n")
+    daemon.deploy("posts-init-error", files={"bootstrap": (bootstrap, 0o755)},
+                  runtime="provided", handler="x")
+    r = daemon.invoke("posts-init-error", b"{}")
+    assert r.status_code == 502, r.text
+    err = r.json()["error"]
+    assert err["type"] == "InitError" and err["message"] == "no config"
+    assert err["runtime_error"] == {"errorMessage": "no config", "errorType": "Custom.Config"}
