@@ -167,8 +167,10 @@ def test_queued_request_runs_when_a_slot_frees(pooled):
 
 def test_min_instances_kept_warm(pooled):
     pooled.deploy("provisioned", keep_alive_ms=60000, min_instances=2)
+    # Two instances, initialised and idle (warm-idle, or frozen after the grace).
     assert wait_for(lambda: sum(1 for i in pool(pooled)["instances"]
-                                if i.get("function") == "provisioned") == 2, 10)
+                                if i.get("function") == "provisioned"
+                                and i["state"] in ("warm-idle", "frozen")) == 2, 10)
     r = pooled.invoke("provisioned", b"echo hi")
     assert r.headers["X-Fnbox-Start"] == "warm"
 
