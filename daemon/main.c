@@ -61,6 +61,9 @@ static void help(void)
                "  --region NAME        AWS_REGION inside sandboxes (default us-east-1)\n"
                "  --runtimes-dir DIR   Lambda-style runtime shims, bound at /var/runtime\n"
                "                       (default: the installed ones)\n"
+               "  --config FILE        options, one \"name = value\" per line (default\n"
+               "                       /etc/fnbox/fnboxd.conf if it exists; also $FNBOX_CONFIG);\n"
+               "                       the command line wins\n"
                "  -v, --verbose        debug logging\n"
                "  -h, --help           this text\n"
                "      --version        the version\n\n"
@@ -112,7 +115,8 @@ static int parse_args(int argc, char **argv)
                 ARG_FREEZE,
                 ARG_NETNS,
                 ARG_REGION,
-                ARG_RUNTIMES
+                ARG_RUNTIMES,
+                ARG_CONFIG
         };
         static const struct option opts[] = {
             {"listen", required_argument, NULL, ARG_LISTEN},
@@ -130,6 +134,7 @@ static int parse_args(int argc, char **argv)
             {"netns-pool", required_argument, NULL, ARG_NETNS},
             {"region", required_argument, NULL, ARG_REGION},
             {"runtimes-dir", required_argument, NULL, ARG_RUNTIMES},
+            {"config", required_argument, NULL, ARG_CONFIG},
             {"verbose", no_argument, NULL, 'v'},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, ARG_VERSION},
@@ -199,6 +204,8 @@ static int parse_args(int argc, char **argv)
                 case ARG_RUNTIMES:
                         arg_runtimes_dir = optarg;
                         break;
+                case ARG_CONFIG:
+                        break; /* read before the command line: parse_config_file() */
                 case 'v':
                         log_set_max_level(LOG_LEVEL_DEBUG);
                         break;
@@ -452,12 +459,83 @@ static int run(void)
         return r;
 }
 
+#define CONFIG_FILE_DEFAULT "/etc/fnbox/fnboxd.conf"
+#define CONFIG_FILE_MAX (64u * 1024u)
+#define CONFIG_LINES_MAX 256u
+
+/* --config FILE (or $FNBOX_CONFIG, else /etc/fnbox/fnboxd.conf if it exists): one option per
+ * line, "name = value" or "name value" with the long option's name ("prewarm = 4"); '#' starts
+ * a comment. The lines go through the same parser as the command line. Returns 1 to go on. */
+static int parse_config_file(int argc, char **argv)
+{
+        static char *config_argv[CONFIG_LINES_MAX + 2];
+        _cleanup_free_ char *text = NULL;
+        const char *path = getenv("FNBOX_CONFIG");
+        bool explicit_path = path != NULL;
+        int n = 0, r;
+
+        for (int k = 1; k < argc; k++) {
+                if (strcmp(argv[k], "--config") == 0 && k + 1 < argc)
+                        path = argv[k + 1], explicit_path = true;
+                else if (strncmp(argv[k], "--config=", 9) == 0)
+                        path = argv[k] + 9, explicit_path = true;
+        }
+        if (!path)
+                path = CONFIG_FILE_DEFAULT;
+        r = read_file_at(AT_FDCWD, path, CONFIG_FILE_MAX, &text, NULL);
+        if (r == -ENOENT && !explicit_path)
+                return 1;
+        if (r < 0)
+                return log_error_errno(r, "cannot read the config file %s: %m", path);
+        config_argv[n++] = argv[0];
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+                char *p = line, *name, *value, *end;
+                size_t l;
+
+                p[strcspn(p, "#")] = '\0';
+                p += strspn(p, " \t");
+                end = p + strlen(p);
+                while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+                        *--end = '\0';
+                if (!*p)
+                        continue;
+                name = p;
+                l = strcspn(name, " \t=");
+                value = name + l;
+                value += strspn(value, " \t");
+                if (*value == '=')
+                        value++;
+                value += strspn(value, " \t");
+                name[l] = '\0';
+                if (n >= (int)CONFIG_LINES_MAX)
+                        return log_error_errno(-E2BIG, "%s: more than %u options", path,
+                                               CONFIG_LINES_MAX);
+                if (strcmp(name, "config") == 0 || strcmp(name, "help") == 0 ||
+                    strcmp(name, "version") == 0)
+                        return log_error_errno(-EINVAL, "%s: '%s' is not allowed in a config file",
+                                               path, name);
+                if (asprintf(&config_argv[n], "--%s%s%s", name, *value ? "=" : "", value) < 0)
+                        return log_error_errno(-ENOMEM, "out of memory");
+                n++;
+        }
+        config_argv[n] = NULL;
+        r = parse_args(n, config_argv);
+        if (r < 0)
+                return log_error_errno(r, "in the config file %s", path);
+        return r;
+}
+
 int main(int argc, char **argv)
 {
         int r;
 
         log_set_ident("fnboxd");
         (void)signal(SIGPIPE, SIG_IGN);
+        /* The config file first, so that the command line wins. */
+        r = parse_config_file(argc, argv);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+        optind = 0; /* glibc: a full restart of getopt for the real command line */
         r = parse_args(argc, argv);
         if (r <= 0)
                 return r < 0 ? 2 : 0;

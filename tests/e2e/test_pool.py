@@ -199,3 +199,25 @@ def test_nothing_left_after_delete(pooled):
     assert pooled.req("DELETE", "/v1/functions/gone").status_code == 204
     assert not any(i.get("function") == "gone" for i in pool(pooled)["instances"])
     assert pooled.invoke("gone", b"echo 1").status_code == 404
+
+
+def test_config_file_sets_the_pool_and_the_command_line_wins(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("fnboxd needs root")
+    conf = tmp_path / "fnboxd.conf"
+    conf.write_text("# pool settings\nprewarm = 3\nqueue-timeout-ms 700\nmax-concurrency=5\n")
+    d = Daemon(str(tmp_path / "state"), f"fnbox-e2e-conf-{os.getpid()}",
+               ["--config", str(conf), "--max-concurrency", "7"])
+    d.start()
+    try:
+        cfg = pool(d)["config"]
+        assert cfg["prewarm_target"] == 3 and cfg["queue_timeout_ms"] == 700
+        assert cfg["max_busy"] == 7  # the command line over the file
+    finally:
+        assert d.stop() == 0
+        cleanup_cgroup_parent(d.cgroup_parent)
+    bad = tmp_path / "bad.conf"
+    bad.write_text("no-such-option = 1\n")
+    d = Daemon(str(tmp_path / "state2"), f"fnbox-e2e-conf2-{os.getpid()}", ["--config", str(bad)])
+    with pytest.raises(RuntimeError, match="exited with 2"):
+        d.start()
