@@ -64,6 +64,7 @@ struct Cgroup {
         size_t n_dirs;
         char *procs[_CTRL_MAX + 1]; /* cgroup.procs of each dir, NULL-terminated */
         int dir_fd;                 /* v2: O_PATH fd of dirs[0]; v1: -EBADF */
+        int peak_fd;                /* the peak-memory file, opened on first use */
         CgroupLimits lim;           /* what the group's limit files hold (all 0: unknown) */
 };
 
@@ -560,6 +561,7 @@ Cgroup *cgroup_free(Cgroup *cg)
         if (!cg)
                 return NULL;
         (void)safe_close(cg->dir_fd);
+        (void)safe_close(cg->peak_fd);
         for (size_t i = 0; i < _CTRL_MAX; i++) {
                 free(cg->dirs[i]);
                 free(cg->procs[i]);
@@ -576,6 +578,7 @@ static int cg_new(const CgroupRoot *root, const char *name, Cgroup **ret)
         if (!cg)
                 return -ENOMEM;
         cg->dir_fd = -EBADF;
+        cg->peak_fd = -EBADF;
         cg->version = root->version;
         cg->fake = root->fake;
         cg->n_dirs = root->n_dirs;
@@ -971,23 +974,45 @@ int cgroup_oom_kills(Cgroup *cg, uint64_t *ret)
         return 0;
 }
 
+/* Opens the file that holds the group's peak memory, once: it is read after every invocation,
+ * and a pread() of an open fd costs one syscall where open/read/close cost three. */
+static int peak_fd_open(Cgroup *cg)
+{
+        char path[PATH_MAX];
+        const char *dir = cg->version == CGROUP_V1 ? cg->dirs[CTRL_MEMORY] : cg->dirs[0];
+        const char *files[] = {cg->version == CGROUP_V1 ? "memory.max_usage_in_bytes"
+                                                        : "memory.peak",
+                               /* COMPAT(kernel < 5.19): no memory.peak; the current use is a
+                                * lower bound. */
+                               cg->version == CGROUP_V1 ? NULL : "memory.current"};
+
+        for (size_t k = 0; k < ELEMENTSOF(files) && files[k]; k++) {
+                if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, files[k]) >= sizeof(path))
+                        return -ENAMETOOLONG;
+                cg->peak_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (cg->peak_fd >= 0 || errno != ENOENT)
+                        break;
+        }
+        return cg->peak_fd >= 0 ? 0 : negative_errno();
+}
+
 int cgroup_memory_peak(Cgroup *cg, uint64_t *ret)
 {
-        uint64_t v;
+        char buf[32];
+        ssize_t n;
         int r;
 
-        if (cg->version == CGROUP_V1)
-                r = file_read_uint64(cg->dirs[CTRL_MEMORY], "memory.max_usage_in_bytes", &v);
-        else {
-                /* COMPAT(kernel < 5.19): no memory.peak; the current use is a lower bound. */
-                r = file_read_uint64(cg->dirs[0], "memory.peak", &v);
-                if (r == -ENOENT)
-                        r = file_read_uint64(cg->dirs[0], "memory.current", &v);
+        if (cg->peak_fd < 0) {
+                r = peak_fd_open(cg);
+                if (r < 0)
+                        return r;
         }
-        if (r < 0)
-                return r;
-        *ret = v;
-        return 0;
+        n = pread(cg->peak_fd, buf, sizeof(buf) - 1, 0);
+        if (n < 0)
+                return negative_errno();
+        buf[n] = '\0';
+        strip_newline(buf);
+        return parse_uint64(buf, ret);
 }
 
 int cgroup_pids_current(Cgroup *cg, uint64_t *ret)
