@@ -944,11 +944,16 @@ int sandbox_kill(Sandbox *s)
 {
         int r = 0;
 
-        /* SIGKILL to PID 1 takes the whole pid namespace with it; the cgroup kill also catches
-         * anything forked in the meantime. ESRCH: already dead, which is what we wanted. */
-        if (s->pidfd >= 0 && !s->reaped && pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0) < 0 &&
-            errno != ESRCH)
+        /* SIGKILL to PID 1 takes the whole pid namespace with it: the kernel stops new forks in
+         * it and kills every member, and every process of the sandbox is in it. That is all a
+         * kill needs, and it is one syscall; the cgroup kill (a freeze/kill/thaw round on v1,
+         * about a millisecond) is kept for when PID 1 cannot be signalled. sandbox_free() still
+         * kills what the cgroup holds before removing it. ESRCH: already dead. */
+        if (s->pidfd >= 0 && !s->reaped) {
+                if (pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0) >= 0 || errno == ESRCH)
+                        return 0;
                 r = negative_errno();
+        }
         if (s->cg) {
                 int k = cgroup_kill(s->cg);
                 if (k < 0 && r == 0)
@@ -1122,6 +1127,11 @@ Sandbox *sandbox_free(Sandbox *s)
                 gone = free_wait(s);
         if (s->cg) {
                 r = cgroup_destroy(s->cg);
+                if (r == -EBUSY) {
+                        /* Something is still in the group: kill it the cgroup way, then again. */
+                        (void)cgroup_kill(s->cg);
+                        r = cgroup_destroy(s->cg);
+                }
                 if (r < 0)
                         log_debug_errno(r, "sandbox %s: cannot remove cgroup, ignoring: %m", s->id);
                 s->cg = cgroup_free(s->cg);
