@@ -490,8 +490,9 @@ static void instance_on_init_result(Instance *in, AgentMsg *m)
         if (i)
                 phase_add(&i->res, "load", i->t_ready, now);
         if (!m->ok) {
-                if (i) {
-                        /* A runtime's own init error body (Lambda's shape) goes out as is. */
+                /* A runtime's own init error body (Lambda's shape) goes along, within the same
+                 * cap as any response. */
+                if (i && m->payload_len <= INVOKE_PAYLOAD_MAX) {
                         i->res.body = TAKE_PTR(m->payload);
                         i->res.body_len = m->payload_len;
                 }

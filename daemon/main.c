@@ -226,7 +226,8 @@ static int parse_args(int argc, char **argv)
         return 1;
 }
 
-/* The installed agent, else the one next to fnboxd in a build tree. */
+/* The agent next to fnboxd in a build tree (so a build never runs an older installed agent),
+ * else the installed one. */
 static int find_agent(char *buf, size_t size)
 {
         char exe[PATH_MAX];
@@ -237,26 +238,27 @@ static int find_agent(char *buf, size_t size)
                 (void)snprintf(buf, size, "%s", arg_agent);
                 return access(buf, X_OK) < 0 ? negative_errno() : 0;
         }
-        (void)snprintf(buf, size, "%s/fnbox-agent", FNBOX_LIBEXECDIR);
-        if (access(buf, X_OK) >= 0)
-                return 0;
         n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        if (n < 0)
-                return negative_errno();
-        exe[n] = '\0';
-        slash = strrchr(exe, '/');
-        if (slash)
-                *slash = '\0';
-        if ((size_t)snprintf(buf, size, "%.*s/../agent/fnbox-agent", PATH_MAX - 64, exe) >= size)
-                return -ENAMETOOLONG;
+        if (n >= 0) {
+                exe[n] = '\0';
+                slash = strrchr(exe, '/');
+                if (slash)
+                        *slash = '\0';
+                if ((size_t)snprintf(buf, size, "%.*s/../agent/fnbox-agent", PATH_MAX - 64, exe) <
+                        size &&
+                    access(buf, X_OK) >= 0)
+                        return 0;
+        }
+        (void)snprintf(buf, size, "%s/fnbox-agent", FNBOX_LIBEXECDIR);
         return access(buf, X_OK) < 0 ? -ENOENT : 0;
 }
 
-/* The Lambda-style runtime shims: --runtimes-dir, else the installed ones, else the source
- * tree's rootfs/runtimes next to a build tree. "" when there are none (native still works). */
+/* The Lambda-style runtime shims: --runtimes-dir, else the source tree's rootfs/runtimes when
+ * fnboxd runs from a build tree inside it, else the installed ones. "" when there are none
+ * (native functions still work). */
 static void find_runtimes(char *buf, size_t size)
 {
-        char exe[PATH_MAX], real[PATH_MAX];
+        char exe[PATH_MAX], path[PATH_MAX];
         ssize_t n;
         char *slash;
 
@@ -265,22 +267,21 @@ static void find_runtimes(char *buf, size_t size)
                 (void)snprintf(buf, size, "%s", arg_runtimes_dir);
                 return;
         }
-        (void)snprintf(buf, size, "%s/runtimes", FNBOX_DATADIR);
-        if (access(buf, R_OK | X_OK) >= 0)
-                return;
-        buf[0] = '\0';
         n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        if (n < 0)
-                return;
-        exe[n] = '\0';
-        slash = strrchr(exe, '/');
-        if (slash)
-                *slash = '\0';
-        /* BUILD/daemon/fnboxd, with BUILD inside the source tree: BUILD/../rootfs/runtimes. */
-        if ((size_t)snprintf(real, sizeof(real), "%.*s/../../rootfs/runtimes", PATH_MAX - 64,
-                             exe) >= sizeof(real))
-                return;
-        if (realpath(real, buf) == NULL || access(buf, R_OK | X_OK) < 0)
+        if (n >= 0) {
+                exe[n] = '\0';
+                slash = strrchr(exe, '/');
+                if (slash)
+                        *slash = '\0';
+                /* BUILD/daemon/fnboxd, with BUILD inside the source tree. */
+                if ((size_t)snprintf(path, sizeof(path), "%.*s/../../rootfs/runtimes",
+                                     PATH_MAX - 64, exe) < sizeof(path) &&
+                    access(path, R_OK | X_OK) >= 0 && realpath(path, buf))
+                        return;
+                buf[0] = '\0';
+        }
+        (void)snprintf(buf, size, "%s/runtimes", FNBOX_DATADIR);
+        if (access(buf, R_OK | X_OK) < 0)
                 buf[0] = '\0';
 }
 

@@ -31,8 +31,10 @@ typedef struct FunctionEnv {
 /* What a client deploys. */
 typedef struct FunctionSpec {
         char name[65];
-        char runtime[16];  /* "native" */
-        char handler[256]; /* "FILE.so" or "FILE.so:SYMBOL" */
+        char runtime[16];  /* "native", "provided", "provided.al2", "provided.al2023", "python3"
+                            * or "nodejs" (api-json.c checks the name) */
+        char handler[256]; /* native: "FILE.so[:SYMBOL]"; provided: any _HANDLER; python3:
+                            * "MODULE.FUNCTION"; nodejs: "FILE.EXPORT" */
         uint32_t memory_mb;
         uint32_t timeout_ms;
         uint32_t keep_alive_ms;   /* idle instances kept this long; 0: none kept */
@@ -67,10 +69,13 @@ Registry *registry_free(Registry *r);
 DEFINE_CLEANUP_FUNC(Registry *, registry_free);
 
 /* Creates or updates a function. bundle is the decoded zip/tar.gz. The bundle is extracted once
- * per sha256 into a staging dir and renamed into place; the handler file must exist in it as a
- * regular file. The row is written in one transaction, so a function is always its old or its
- * new version. On success *ret_created tells create from update and *ret is the stored function
- * (caller frees). Errors: -EINVAL (bad bundle / handler missing, with reterr), -EIO, -ENOMEM. */
+ * per sha256 into a staging dir and renamed into place; what the runtime will load must exist in
+ * it as a regular file, not through a symlink (native: the handler's FILE.so; provided: an
+ * executable "bootstrap" at the root; python3: MODULE.py or MODULE/__init__.py; nodejs: FILE.js,
+ * .mjs or .cjs), checked again when the bundle is already stored. The row is written in one
+ * transaction, so a function is always its old or its new version. On success *ret_created tells
+ * create from update and *ret is the stored function (caller frees). Errors: -EINVAL (bad bundle
+ * / handler's file missing, with reterr), -EIO, -ENOMEM. */
 int registry_put(Registry *r, const FunctionSpec *spec, const void *bundle, size_t len,
                  bool *ret_created, Function **ret, FnError *reterr);
 /* -ENOENT if there is no such function. */

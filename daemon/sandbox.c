@@ -84,6 +84,7 @@ struct Sandbox {
         int channel_fd; /* daemon end */
         int sync_fd;    /* read end of the child's error pipe */
         bool reaped;
+        bool frozen; /* sandbox_freeze(true) succeeded and no thaw since */
         SandboxExit exit;
 };
 
@@ -949,11 +950,15 @@ int sandbox_kill(Sandbox *s)
          * kill needs, and it is one syscall; the cgroup kill (a freeze/kill/thaw round on v1,
          * about a millisecond) is kept for when PID 1 cannot be signalled. sandbox_free() still
          * kills what the cgroup holds before removing it. ESRCH: already dead. */
-        if (s->pidfd >= 0 && !s->reaped) {
+        /* A frozen task (v1 freezer) does not die until it is thawed: a frozen sandbox takes
+         * the cgroup way, which thaws after the kill. */
+        if (s->pidfd >= 0 && !s->reaped && !s->frozen) {
                 if (pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0) >= 0 || errno == ESRCH)
                         return 0;
                 r = negative_errno();
         }
+        if (s->pidfd >= 0 && !s->reaped && s->frozen)
+                (void)pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0);
         if (s->cg) {
                 int k = cgroup_kill(s->cg);
                 if (k < 0 && r == 0)
@@ -1026,7 +1031,11 @@ int sandbox_set_limits(Sandbox *s, uint64_t memory_bytes, uint64_t cpu_weight)
 
 int sandbox_freeze(Sandbox *s, bool frozen)
 {
-        return s->cg ? cgroup_freeze(s->cg, frozen) : -ENOENT;
+        int r = s->cg ? cgroup_freeze(s->cg, frozen) : -ENOENT;
+
+        if (r >= 0)
+                s->frozen = frozen;
+        return r;
 }
 
 int sandbox_host_set_netns_target(SandboxHost *h, unsigned target)

@@ -14,6 +14,12 @@ crun bubblewrap"
 # crun and bubblewrap are baselines for tools/bench/fnbox-bench (it skips them when missing);
 # libc6-dev (via build-essential) brings the static libc.a its `cc -static` /bin/true needs.
 
+# The nodejs runtime needs a node in /usr/bin (sandboxes see the host's /usr only). Debian's
+# own (18) when the machine has none.
+if [ ! -x /usr/bin/node ]; then
+        PKGS="$PKGS nodejs"
+fi
+
 missing=""
 for p in $PKGS; do
         if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
