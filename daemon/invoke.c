@@ -214,11 +214,6 @@ static void sandbox_retire(Invoker *inv, Sandbox *sb)
         inv->n_corpses++;
 }
 
-size_t invoker_sandboxes_alive(const Invoker *inv)
-{
-        return inv->n_corpses + inv->n_instances;
-}
-
 /* ---- records ---- */
 
 static void record_store(Invoker *inv, const InvokeResult *res)

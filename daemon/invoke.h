@@ -109,8 +109,6 @@ void invocation_detach(Invocation *i);
 
 /* A finished invocation's record, or NULL if unknown or already dropped (oldest first). */
 const InvokeResult *invoker_find_record(Invoker *inv, const char *id);
-/* Number of sandboxes alive (running or being torn down). */
-size_t invoker_sandboxes_alive(const Invoker *inv);
 /* True if a live sandbox serves code with that digest (userdata: the Invoker), for the
  * registry's code collection. */
 bool invoker_code_in_use(const char *sha, void *userdata);

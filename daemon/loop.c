@@ -100,14 +100,6 @@ int loop_add_io(Loop *l, int fd, uint32_t events, loop_io_cb cb, void *userdata,
         return 0;
 }
 
-int loop_source_set_io_events(LoopSource *s, uint32_t events)
-{
-        struct epoll_event ev = {.events = events, .data.ptr = s};
-
-        assert(s->type == SOURCE_IO);
-        return RET_NERRNO(epoll_ctl(s->loop->epoll_fd, EPOLL_CTL_MOD, s->fd, &ev));
-}
-
 int loop_source_set_time(LoopSource *s, usec_t when)
 {
         struct itimerspec its = {0};

@@ -27,7 +27,6 @@ DEFINE_CLEANUP_FUNC(Loop *, loop_free);
 
 /* Watches fd (not owned) for events (EPOLLIN...). */
 int loop_add_io(Loop *l, int fd, uint32_t events, loop_io_cb cb, void *userdata, LoopSource **ret);
-int loop_source_set_io_events(LoopSource *s, uint32_t events);
 /* One-shot timer at `when` (CLOCK_MONOTONIC µs); fires once, then stays idle until rearmed. */
 int loop_add_timer(Loop *l, usec_t when, loop_timer_cb cb, void *userdata, LoopSource **ret);
 int loop_source_set_time(LoopSource *s, usec_t when);
