@@ -5,7 +5,9 @@
 # Usage: tools/bench/run.sh [BUILD_DIR] [fnbox-bench OPTIONS...]
 #   tools/bench/run.sh                                   # build/, default sizes
 #   tools/bench/run.sh build --wait-quiet 300 --svg docs/performance.svg
-#   tools/bench/run.sh build --quick                     # a smoke test, ~20 s
+#   tools/bench/run.sh build --quick                     # a smoke test, ~30 s
+#   tools/bench/run.sh build --runtimes native,python3   # some runtimes only (default: all)
+# The python3 and nodejs echo functions are tools/bench/functions/*/: fnbox-bench bundles them.
 set -eu
 cd "$(dirname "$0")/../.."
 
