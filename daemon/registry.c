@@ -98,7 +98,7 @@ struct Registry {
         int code_fd;
         sqlite3 *db;
         sqlite3_stmt *stmt[_STMT_MAX];
-        char last_token_sha[SHA256_HEX_LEN + 1]; /* "" or the digest that last matched */
+        char last_token[TOKEN_MAX + 1]; /* "" or the token that last matched */
         bool (*code_in_use)(const char *sha, void *userdata);
         void *code_in_use_userdata;
 };
@@ -861,7 +861,7 @@ int registry_ensure_admin_token(Registry *r, const char *token_path, FnError *re
 
         if (!r || !token_path)
                 return fn_error_set(reterr, -EINVAL, "no token path");
-        r->last_token_sha[0] = '\0'; /* the admin token may change here */
+        explicit_bzero(r->last_token, sizeof(r->last_token)); /* the admin token may change */
         k = admin_token_load(token_path, &token, reterr);
         if (k < 0)
                 return k;
@@ -905,13 +905,16 @@ int registry_check_token(Registry *r, const char *token)
 
         if (!r || !token || !*token || strnlen(token, TOKEN_MAX + 1) > TOKEN_MAX)
                 return -EACCES;
+        /* The last token that matched is remembered: every API request checks one, and this
+         * spares the hash and the database on the hot path. The comparison is constant-time
+         * over the remembered length (tokens have one length, 64 hex digits, so it tells
+         * nothing). A rotated token (a new file and a restart, or
+         * registry_ensure_admin_token) clears it. */
+        if (r->last_token[0] && strlen(token) == strlen(r->last_token) &&
+            CRYPTO_memcmp(r->last_token, token, strlen(token)) == 0)
+                return 0;
         if (sha256_hex(token, strlen(token), sha) < 0)
                 return -EACCES;
-        /* The last digest that matched is remembered: every API request checks a token, and
-         * this spares the database on the hot path. A rotated token (a new file and a restart,
-         * or registry_ensure_admin_token) clears it. */
-        if (r->last_token_sha[0] && CRYPTO_memcmp(r->last_token_sha, sha, SHA256_HEX_LEN) == 0)
-                return 0;
         /* Only digests are stored. The index lookup can at most tell an attacker how the
          * SHA-256 of their guess sorts against stored digests, which says nothing about a
          * token; the final comparison is constant-time anyway. */
@@ -923,7 +926,7 @@ int registry_check_token(Registry *r, const char *token)
         if (!stored || strlen(stored) != SHA256_HEX_LEN ||
             CRYPTO_memcmp(stored, sha, SHA256_HEX_LEN) != 0)
                 return -EACCES;
-        memcpy(r->last_token_sha, sha, sizeof(r->last_token_sha));
+        (void)snprintf(r->last_token, sizeof(r->last_token), "%s", token);
         return 0;
 }
 
@@ -1088,6 +1091,7 @@ Registry *registry_free(Registry *r)
         r->code_fd = safe_close(r->code_fd);
         free(r->code_path);
         free(r->state_dir);
+        explicit_bzero(r->last_token, sizeof(r->last_token));
         free(r);
         return NULL;
 }
