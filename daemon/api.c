@@ -257,6 +257,22 @@ static bool request_authorized(Api *api, struct MHD_Connection *conn)
 
 /* ---- handlers ---- */
 
+/* An error about the function the URL names: 404 when there is no such function, else the
+ * status the error maps to, with the type that goes with that status. */
+static void request_answer_function_error(Request *req, int r, const char *what)
+{
+        char msg[128];
+        unsigned status;
+
+        if (r == -ENOENT) {
+                (void)snprintf(msg, sizeof(msg), "function '%s' not found", req->name);
+                request_answer_error(req, MHD_HTTP_NOT_FOUND, "NotFound", msg);
+                return;
+        }
+        status = status_for_errno(r);
+        request_answer_error(req, status, type_for_status(status), what);
+}
+
 static void handle_health(Request *req)
 {
         request_answer(req, MHD_HTTP_OK,
@@ -285,15 +301,8 @@ static void handle_get(Request *req)
         _cleanup_(function_freep) Function *f = NULL;
         int r = registry_get(req->api->reg, req->name, &f);
 
-        if (r == -ENOENT) {
-                char msg[128];
-                (void)snprintf(msg, sizeof(msg), "function '%s' not found", req->name);
-                request_answer_error(req, MHD_HTTP_NOT_FOUND, "NotFound", msg);
-                return;
-        }
         if (r < 0) {
-                request_answer_error(req, status_for_errno(r), "InternalError",
-                                     "cannot read the function");
+                request_answer_function_error(req, r, "cannot read the function");
                 return;
         }
         request_answer(req, MHD_HTTP_OK,
@@ -304,15 +313,8 @@ static void handle_delete(Request *req)
 {
         int r = registry_delete(req->api->reg, req->name);
 
-        if (r == -ENOENT) {
-                char msg[128];
-                (void)snprintf(msg, sizeof(msg), "function '%s' not found", req->name);
-                request_answer_error(req, MHD_HTTP_NOT_FOUND, "NotFound", msg);
-                return;
-        }
         if (r < 0) {
-                request_answer_error(req, status_for_errno(r), "InternalError",
-                                     "cannot delete the function");
+                request_answer_function_error(req, r, "cannot delete the function");
                 return;
         }
         invoker_remove_function(req->api->inv, req->name);
@@ -556,15 +558,8 @@ static void handle_invoke(Request *req)
         int r;
 
         r = invoker_submit(api->inv, req->name, req->body, req->body_len, on_invoke_done, req, &i);
-        if (r == -ENOENT) {
-                char msg[128];
-                (void)snprintf(msg, sizeof(msg), "function '%s' not found", req->name);
-                request_answer_error(req, MHD_HTTP_NOT_FOUND, "NotFound", msg);
-                return;
-        }
         if (r < 0) {
-                request_answer_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable",
-                                     strerror(-r));
+                request_answer_function_error(req, r, "cannot start the invocation");
                 return;
         }
         if (!i || req->answered)
@@ -648,15 +643,8 @@ static void handle_function_logs(Request *req)
                 return;
         }
         r = invoker_function_logs(req->api->inv, req->name, (size_t)lines, after, &text, &cursor);
-        if (r == -ENOENT) {
-                char msg[128];
-                (void)snprintf(msg, sizeof(msg), "function '%s' not found", req->name);
-                request_answer_error(req, MHD_HTTP_NOT_FOUND, "NotFound", msg);
-                return;
-        }
         if (r < 0) {
-                request_answer_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable",
-                                     "out of memory");
+                request_answer_function_error(req, r, "cannot read the log");
                 return;
         }
         /* What functions print is arbitrary bytes; the answer says UTF-8, so make it so. */
