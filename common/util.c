@@ -128,6 +128,23 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
         return r;
 }
 
+int opendir_at(int dir_fd, const char *path, int extra_flags, DIR **ret)
+{
+        int fd = openat(dir_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | extra_flags);
+        DIR *d;
+
+        if (fd < 0)
+                return negative_errno();
+        d = fdopendir(fd);
+        if (!d) {
+                int r = negative_errno();
+                (void)close(fd);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
 int mkdir_p(const char *path, mode_t mode)
 {
         char buf[PATH_MAX];
@@ -160,7 +177,6 @@ int mkdir_p(const char *path, mode_t mode)
 int rm_rf_at(int dir_fd, const char *name)
 {
         struct stat st, parent;
-        _cleanup_close_ int fd = -EBADF;
         DIR *d;
         struct dirent *de;
         int r = 0;
@@ -171,13 +187,9 @@ int rm_rf_at(int dir_fd, const char *name)
                 return RET_NERRNO(unlinkat(dir_fd, name, 0));
         if (fstat(dir_fd, &parent) >= 0 && parent.st_dev != st.st_dev)
                 return -EXDEV; /* a mount point: never descend */
-        fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d)
-                return negative_errno();
-        fd = -EBADF; /* owned by d now */
+        r = opendir_at(dir_fd, name, O_NOFOLLOW, &d);
+        if (r < 0)
+                return r;
         while ((de = readdir(d))) {
                 int k;
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)

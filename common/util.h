@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <dirent.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -22,6 +23,11 @@ int write_string_file(const char *path, const char *s);
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 /* Loops write() until all is written. */
 int loop_write(int fd, const void *buf, size_t len);
+
+/* Opens a directory stream on dir_fd/path (path "." for dir_fd itself, which may be an O_PATH
+ * fd) with a file position of its own, so the caller's fd is neither consumed nor moved.
+ * extra_flags: e.g. O_NOFOLLOW. The caller closedir()s *ret. */
+int opendir_at(int dir_fd, const char *path, int extra_flags, DIR **ret);
 
 /* mkdir -p with mode for each missing component. */
 int mkdir_p(const char *path, mode_t mode);

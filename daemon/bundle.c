@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "util.h"
 
 const BundleLimits bundle_default_limits = {
     .max_bytes = 256ULL << 20,
@@ -508,7 +509,6 @@ static int extract_entry(Extract *x, struct archive_entry *e)
  * the umask) becomes 0755, and anything that is not a file, directory or symlink fails. */
 static int finalize_dir(Extract *x, int dir_fd, unsigned level)
 {
-        _cleanup_close_ int fd = -EBADF;
         struct dirent *de;
         DIR *d;
         int r = 0;
@@ -518,13 +518,9 @@ static int finalize_dir(Extract *x, int dir_fd, unsigned level)
         /* dest_dir itself stays as the caller made it. */
         if (level > 0 && fchmod(dir_fd, 0755) < 0)
                 return fn_error_set(x->reterr, negative_errno(), "cannot chmod a directory: %m");
-        fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d)
-                return negative_errno();
-        TAKE_FD(fd);
+        r = opendir_at(dir_fd, ".", 0, &d);
+        if (r < 0)
+                return r;
         while (r >= 0 && (de = readdir(d))) {
                 struct stat st;
                 _cleanup_close_ int sub = -EBADF;

@@ -255,16 +255,12 @@ static void code_gc(Registry *r, const char *sha)
  * no row names are what a crash between rename and commit left behind. */
 static int code_store_sweep(Registry *r)
 {
-        _cleanup_close_ int fd = fcntl(r->code_fd, F_DUPFD_CLOEXEC, 3);
         struct dirent *de;
         DIR *d;
+        int k = opendir_at(r->code_fd, ".", 0, &d);
 
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d)
-                return negative_errno();
-        TAKE_FD(fd);
+        if (k < 0)
+                return k;
         while ((de = readdir(d))) {
                 if (strncmp(de->d_name, STAGING_PREFIX, strlen(STAGING_PREFIX)) == 0)
                         (void)rm_rf_at(r->code_fd, de->d_name);

@@ -596,7 +596,7 @@ int sandbox_host_cleanup_stale(SandboxHost *h)
 {
         DIR *d;
         struct dirent *de;
-        int fd, r, ret = 0;
+        int r, ret = 0;
 
         /* Only at start-up: a live sandbox's run dir would look stale too. */
         if (h->n_live > 0)
@@ -606,16 +606,9 @@ int sandbox_host_cleanup_stale(SandboxHost *h)
                 log_debug_errno(r, "cannot remove stale cgroups: %m");
                 ret = r;
         }
-        fd = fcntl(h->run_dir_fd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d) {
-                r = negative_errno();
-                (void)close(fd);
+        r = opendir_at(h->run_dir_fd, ".", 0, &d);
+        if (r < 0)
                 return r;
-        }
-        rewinddir(d);
         while ((de = readdir(d))) {
                 if (!name_is_valid(de->d_name))
                         continue; /* also skips "." and ".." */
