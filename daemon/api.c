@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 
 #include "api-json.h"
+#include "list.h"
 #include "logstore.h"
 #include "log.h"
 #include "util.h"
@@ -466,13 +467,7 @@ static void request_unsuspend(Request *req)
 {
         Api *api = req->api;
 
-        if (req->prev)
-                req->prev->next = req->next;
-        else if (api->suspended == req)
-                api->suspended = req->next;
-        if (req->next)
-                req->next->prev = req->prev;
-        req->prev = req->next = NULL;
+        LIST_REMOVE(api->suspended, req);
         MHD_resume_connection(req->conn);
 }
 
@@ -565,10 +560,7 @@ static void handle_invoke(Request *req)
         if (!i || req->answered)
                 return; /* already answered (throttled, or no sandbox) */
         req->invocation = i;
-        req->next = api->suspended;
-        if (req->next)
-                req->next->prev = req;
-        api->suspended = req;
+        LIST_PREPEND(api->suspended, req);
         MHD_suspend_connection(req->conn);
 }
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "agentconn.h"
+#include "list.h"
 #include "logstore.h"
 #include "metrics.h"
 #include "log.h"
@@ -135,12 +136,7 @@ static void corpse_free(Corpse *c)
 {
         Invoker *inv = c->inv;
 
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                inv->corpses = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(inv->corpses, c);
         inv->n_corpses--;
         if (c->ready)
                 inv->n_corpses_ready--;
@@ -207,10 +203,7 @@ static void sandbox_retire(Invoker *inv, Sandbox *sb)
         }
         c->inv = inv;
         c->sandbox = sb;
-        c->next = inv->corpses;
-        if (c->next)
-                c->next->prev = c;
-        inv->corpses = c;
+        LIST_PREPEND(inv->corpses, c);
         inv->n_corpses++;
 }
 
@@ -769,10 +762,7 @@ static PoolInstance *op_spawn(void *ctx, const PoolFunction *pf)
                 free(in);
                 return NULL;
         }
-        in->next = inv->instances;
-        if (in->next)
-                in->next->prev = in;
-        inv->instances = in;
+        LIST_PREPEND(inv->instances, in);
         inv->n_instances++;
         return &in->pi;
 }
@@ -790,12 +780,7 @@ static void op_destroy(void *ctx, PoolInstance *pi)
                 invocation_unlink_free(in->cur);
                 in->cur = NULL;
         }
-        if (in->prev)
-                in->prev->next = in->next;
-        else
-                inv->instances = in->next;
-        if (in->next)
-                in->next->prev = in->prev;
+        LIST_REMOVE(inv->instances, in);
         inv->n_instances--;
         in->chan_src = loop_source_free(in->chan_src);
         in->pid_src = loop_source_free(in->pid_src);
@@ -853,12 +838,7 @@ static void invocation_unlink_free(Invocation *i)
 {
         Invoker *inv = i->inv;
 
-        if (i->prev)
-                i->prev->next = i->next;
-        else if (inv->invocations == i)
-                inv->invocations = i->next;
-        if (i->next)
-                i->next->prev = i->prev;
+        LIST_REMOVE(inv->invocations, i);
         inv->n_invocations--;
         result_done(&i->res);
         function_free(i->fn);
@@ -1094,10 +1074,7 @@ int invoker_submit(Invoker *inv, const char *name, const void *payload, size_t l
                 memcpy(i->payload, payload, len);
         i->payload_len = len;
         (void)snprintf(i->res.function, sizeof(i->res.function), "%s", name);
-        i->next = inv->invocations;
-        if (i->next)
-                i->next->prev = i;
-        inv->invocations = i;
+        LIST_PREPEND(inv->invocations, i);
         inv->n_invocations++;
         if (ret)
                 *ret = i;

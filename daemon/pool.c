@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "list.h"
+
 /* At most this many instances are spawned per tick, so prewarming never holds the loop for
  * more than a sandbox creation at a time; the tick reschedules itself at once when more is due. */
 #define POOL_SPAWNS_PER_TICK 1
@@ -100,22 +102,12 @@ static usec_t now(Pool *p)
 
 static void instance_link(Pool *p, PoolInstance *i)
 {
-        i->prev = NULL;
-        i->next = p->instances;
-        if (i->next)
-                i->next->prev = i;
-        p->instances = i;
+        LIST_PREPEND(p->instances, i);
 }
 
 static void instance_unlink(Pool *p, PoolInstance *i)
 {
-        if (i->prev)
-                i->prev->next = i->next;
-        else if (p->instances == i)
-                p->instances = i->next;
-        if (i->next)
-                i->next->prev = i->prev;
-        i->prev = i->next = NULL;
+        LIST_REMOVE(p->instances, i);
 }
 
 static FnState *fn_state(Pool *p, const char *name, bool create)
